@@ -1,0 +1,63 @@
+"""Neutral messages between the channels and the dispatcher: no platform type crosses this line."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+
+
+class Kind(str, Enum):
+    """What a person sent. Everything but text, commands and choices is answered with an explanation."""
+
+    TEXT = "text"
+    COMMAND = "command"  # text holds the command word without "/" or "!"
+    CHOICE = "choice"  # text holds the action of a pressed button
+    FEEDBACK = "feedback"  # text holds "up" or "down", reference the answer's id
+    EDITED = "edited"
+    PHOTO = "photo"
+    VOICE = "voice"
+    AUDIO = "audio"
+    VIDEO = "video"
+    STICKER = "sticker"
+    DOCUMENT = "document"
+    LOCATION = "location"
+    CONTACT = "contact"
+    UNREADABLE = "unreadable"  # encrypted with keys the bot does not have
+    OTHER = "other"
+
+
+@dataclass(frozen=True, slots=True)
+class Incoming:
+    """One message from a person, whatever the channel."""
+
+    channel: str  # "telegram", "matrix", "console", "ask"
+    chat_id: str
+    user_id: str
+    text: str = ""
+    kind: Kind = Kind.TEXT
+    language_hint: str | None = None  # the language the chat app reports
+    reference: str | None = None  # the answer a feedback refers to
+
+
+@dataclass(frozen=True, slots=True)
+class Choice:
+    """A button (Telegram) or numbered option (Matrix, console): a label and the action it sends back."""
+
+    label: str
+    action: str
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """One message from the bot to the person. `text` is plain text; channels escape and format it."""
+
+    text: str
+    language: str
+    choices: tuple[Choice, ...] = ()
+    handoff: bool = False
+    urgent: bool = False
+    topic: str | None = None
+    confidence: float = 0.0
+    alternatives: tuple[str, ...] = ()
+    answer_id: str | None = None  # set on answers that can be rated 👍/👎
+    meta: dict[str, str] = field(default_factory=dict)

@@ -1,0 +1,59 @@
+"""Builds the bot's parts from the settings: the one place where they are put together."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from pathlib import Path
+
+from bot.config import Settings
+from bot.dispatcher import Dispatcher
+from bot.i18n import Catalogs
+from bot.knowledge import KnowledgeBase, load
+from bot.language import LanguageDetector
+from bot.matching import Matcher
+from bot.safety import EmergencyDetector
+from bot.store import Store
+
+log = logging.getLogger(__name__)
+
+
+def build_knowledge(settings: Settings) -> KnowledgeBase:
+    knowledge = load(settings.content_dir, settings.languages)
+    if knowledge.errors:
+        log.warning("the content has %d errors; run `welcomebot check` to list them", len(knowledge.errors))
+    return knowledge
+
+
+def language_samples(knowledge: KnowledgeBase) -> dict[str, list[str]]:
+    """Texts per language for the detector: the examples, written the way people write."""
+    samples: dict[str, list[str]] = {code: [] for code in knowledge.languages}
+    for by_language in knowledge.examples.values():
+        for language, phrases in by_language.items():
+            samples[language].extend(phrases)
+    return samples
+
+
+def pseudonym_key(settings: Settings) -> str:
+    """The key for pseudonyms: from the environment, else kept in a private file beside the database."""
+    if settings.pseudonym_key:
+        return settings.pseudonym_key
+    if settings.db_path == ":memory:":
+        return secrets.token_hex(32)
+    path = Path(settings.db_path).with_suffix(".key")
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.touch(mode=0o600)
+        path.write_text(secrets.token_hex(32))
+        log.warning("WELCOMEBOT_PSEUDONYM_KEY is not set: created a key file next to the database")
+    return path.read_text().strip()
+
+
+def build_dispatcher(settings: Settings, store: Store | None = None, knowledge: KnowledgeBase | None = None) -> Dispatcher:
+    knowledge = knowledge or build_knowledge(settings)
+    matcher = Matcher(knowledge.examples, threshold=settings.match_threshold)
+    detector = LanguageDetector(language_samples(knowledge), default=settings.default_language)
+    emergencies = EmergencyDetector(knowledge.emergency_phrases)
+    catalogs = Catalogs(settings.content_dir / "translations", settings.languages)
+    store = store or Store(settings.db_path, pseudonym_key(settings))
+    return Dispatcher(settings, knowledge, matcher, detector, emergencies, catalogs, store)
