@@ -56,7 +56,11 @@ def cmd_eval(args: argparse.Namespace) -> int:
     rows = load_rows(Path(args.file), languages)
     dispatcher = _memory_dispatcher(settings)
     result = asyncio.run(evaluate(dispatcher, rows))
-    print(json.dumps(result.as_dict(), ensure_ascii=False, indent=1) if args.json else format_report(result, args.mistakes))
+    print(
+        json.dumps(result.as_dict(), ensure_ascii=False, indent=1)
+        if args.json
+        else format_report(result, args.mistakes)
+    )
     return 0
 
 

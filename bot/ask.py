@@ -31,7 +31,14 @@ def read_lines(source: BinaryIO, limit: int = MAX_LINE_BYTES) -> Iterator[tuple[
 
 
 def _result(**fields: Any) -> dict[str, Any]:
-    base: dict[str, Any] = {"topic": None, "lang": None, "confidence": 0.0, "answer": "", "alternatives": [], "handoff": False}
+    base: dict[str, Any] = {
+        "topic": None,
+        "lang": None,
+        "confidence": 0.0,
+        "answer": "",
+        "alternatives": [],
+        "handoff": False,
+    }
     return {**base, **fields}
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import json
 import resource
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -34,8 +33,10 @@ def cold_start_seconds() -> float:
     """A new process, from launch to its first answer on standard output."""
     started = time.perf_counter()
     subprocess.run(
-        [sys.executable, "-m", "bot", "ask"], input=b'{"text": "Wie melde ich meine Wohnung an?"}\n',
-        capture_output=True, check=True,
+        [sys.executable, "-m", "bot", "ask"],
+        input=b'{"text": "Wie melde ich meine Wohnung an?"}\n',
+        capture_output=True,
+        check=True,
     )
     return time.perf_counter() - started
 
@@ -50,8 +51,11 @@ def run_bench(settings: Settings, dev_path: Path, quick: bool = False, as_json: 
 
     with tempfile.TemporaryDirectory() as folder:
         configured = replace(
-            settings, db_path=str(Path(folder) / "bench.db"), pseudonym_key="bench",
-            rate_limit_burst=10**9, rate_limit_per_minute=10**9,
+            settings,
+            db_path=str(Path(folder) / "bench.db"),
+            pseudonym_key="bench",
+            rate_limit_burst=10**9,
+            rate_limit_per_minute=10**9,
         )
         dispatcher = build_dispatcher(configured)
         matcher, detector = dispatcher.matcher, dispatcher.detector
@@ -73,7 +77,7 @@ def run_bench(settings: Settings, dev_path: Path, quick: bool = False, as_json: 
                 topics.extend([topic] * len(examples))
         baseline_timings: list[float] = []
         baseline_right = ours_right = 0
-        for row, language in zip(rows, languages, strict=True):
+        for row in rows:
             started = time.perf_counter()
             found = process.extractOne(row["text"], phrases)
             baseline_timings.append(time.perf_counter() - started)
@@ -86,7 +90,9 @@ def run_bench(settings: Settings, dev_path: Path, quick: bool = False, as_json: 
         results["baseline_match_ms_p99"] = round(_percentile(baseline_timings, 0.99) * 1000, 3)
         results["accuracy"] = round(ours_right / len(rows), 4)
         results["baseline_accuracy"] = round(baseline_right / len(rows), 4)
-        results["speedup_p50_vs_baseline"] = round(results["baseline_match_ms_p50"] / max(results["match_ms_p50"], 1e-9), 1)
+        results["speedup_p50_vs_baseline"] = round(
+            results["baseline_match_ms_p50"] / max(results["match_ms_p50"], 1e-9), 1
+        )
         results["accuracy_ratio_vs_baseline"] = round(results["accuracy"] / max(results["baseline_accuracy"], 1e-9), 2)
 
         async def throughput() -> float:

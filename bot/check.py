@@ -64,9 +64,18 @@ def check_catalogs(translations: Path, languages: tuple[str, ...], problems: lis
         missing = len(wanted) - translated
         absent = len(wanted) - sum(1 for m in catalog if m.id in wanted)
         if absent:
-            problems.append(Problem("error", name, None, f"{absent} messages of the template are absent: run pybabel update"))
+            problems.append(
+                Problem("error", name, None, f"{absent} messages of the template are absent: run pybabel update")
+            )
         if status not in ("draft", "reviewed"):
-            problems.append(Problem("error", name, None, f"first comment '# {REVIEW_HEADER}: draft' or '...: reviewed' is missing or wrong"))
+            problems.append(
+                Problem(
+                    "error",
+                    name,
+                    None,
+                    f"first comment '# {REVIEW_HEADER}: draft' or '...: reviewed' is missing or wrong",
+                )
+            )
         result[language] = CatalogStatus(language, translated, missing, status)
     return result
 
@@ -85,21 +94,21 @@ def report(knowledge: KnowledgeBase, translations: Path) -> tuple[str, bool]:
     catalogs = check_catalogs(translations, knowledge.languages, problems)
     lines = ["Per language:   answers: missing  draft  reviewed | examples | UI catalog"]
     for language in knowledge.languages:
-        statuses = Counter(
-            answer.status for (code, _), answer in knowledge.answers.items() if code == language
-        )
+        statuses = Counter(answer.status for (code, _), answer in knowledge.answers.items() if code == language)
         missing = sum(1 for topic in knowledge.topics if (language, topic) not in knowledge.answers)
         examples = sum(len(by_language.get(language, [])) for by_language in knowledge.examples.values())
         catalog = catalogs.get(language)
-        catalog_text = f"{catalog.translated} translated, {catalog.missing} missing, {catalog.status}" if catalog else "missing"
-        lines.append(
-            f"  {language:<4} {missing:>21} {statuses['draft']:>6} {statuses['reviewed']:>9} | {examples:>8} | {catalog_text}"
+        catalog_text = (
+            f"{catalog.translated} translated, {catalog.missing} missing, {catalog.status}" if catalog else "missing"
         )
+        counts = f"{missing:>21} {statuses['draft']:>6} {statuses['reviewed']:>9}"
+        lines.append(f"  {language:<4} {counts} | {examples:>8} | {catalog_text}")
     errors = [p for p in problems if p.severity == "error"]
     warnings = [p for p in problems if p.severity == "warning"]
     if problems:
         lines.append("")
         lines.extend(str(p) for p in sorted(problems, key=lambda p: (p.severity, p.path, p.line or 0)))
     lines.append("")
-    lines.append(f"{len(knowledge.topics)} topics, {len(knowledge.languages)} languages: {len(errors)} errors, {len(warnings)} warnings")
+    size = f"{len(knowledge.topics)} topics, {len(knowledge.languages)} languages"
+    lines.append(f"{size}: {len(errors)} errors, {len(warnings)} warnings")
     return "\n".join(lines), not errors

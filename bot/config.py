@@ -24,7 +24,7 @@ class Settings:
     default_language: str = "en"
     pseudonym_key: str = ""
     log_level: str = "INFO"
-    match_threshold: float = 0.45
+    match_threshold: float = 0.32
     max_message_chars: int = 2000
     rate_limit_per_minute: int = 20
     rate_limit_burst: int = 10
@@ -52,7 +52,9 @@ class Settings:
 
     @property
     def matrix_enabled(self) -> bool:
-        return bool(self.matrix_homeserver and self.matrix_user_id and (self.matrix_password or self.matrix_access_token))
+        return bool(
+            self.matrix_homeserver and self.matrix_user_id and (self.matrix_password or self.matrix_access_token)
+        )
 
 
 def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> int:

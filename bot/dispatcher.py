@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import weakref
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from bot.config import Settings
 from bot.i18n import Catalogs, language_name
@@ -24,8 +24,11 @@ from bot.store import Person, Store
 EMERGENCY = "safety.emergency"
 HUMAN = "bot.human"
 FAILURES_BEFORE_OFFER = 2
-# A message this much like the emergency examples counts as one, even if another topic scores higher.
+# A message this much like the emergency examples counts as one, even if another topic scores higher:
+# a missed emergency is the worst mistake, a false alarm a small one. The floor keeps vague messages,
+# where every topic scores low, from raising alarms.
 EMERGENCY_SHARE = 0.8
+EMERGENCY_FLOOR = 0.4
 
 
 def N_(message: str) -> str:
@@ -108,7 +111,9 @@ class Dispatcher:
         self.emergencies = emergencies
         self.catalogs = catalogs
         self.store = store
-        self.limiter = RateLimiter(settings.rate_limit_per_minute, settings.rate_limit_burst, **({"clock": clock} if clock else {}))
+        self.limiter = RateLimiter(
+            settings.rate_limit_per_minute, settings.rate_limit_burst, **({"clock": clock} if clock else {})
+        )
         self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
 
     async def handle(self, incoming: Incoming) -> list[Reply]:
@@ -125,8 +130,7 @@ class Dispatcher:
         match = self.matcher.match(text, detection.language)
         emergency = (
             self.emergencies.detect(text) is not None
-            or match.topic == EMERGENCY
-            or (match.scores and self.matcher.score_of(match, EMERGENCY) >= EMERGENCY_SHARE * match.scores[0][1])
+            or self.matcher.score_of(match, EMERGENCY) >= max(EMERGENCY_FLOOR, EMERGENCY_SHARE * match.best_score)
         )
         return Understanding(detection.language, bool(emergency), match)
 
@@ -148,11 +152,15 @@ class Dispatcher:
             return self._finish(state, self._emergency(state))
         if not self.limiter.allow(key):
             minutes = max(1, round(self.limiter.wait_seconds(key) / 60))
-            text = self.catalogs.get(state.language).ngettext(
-                "You are writing very fast. Please wait {minutes} minute, then send your question again.",
-                "You are writing very fast. Please wait {minutes} minutes, then send your question again.",
-                minutes,
-            ).format(minutes=minutes)
+            text = (
+                self.catalogs.get(state.language)
+                .ngettext(
+                    "You are writing very fast. Please wait {minutes} minute, then send your question again.",
+                    "You are writing very fast. Please wait {minutes} minutes, then send your question again.",
+                    minutes,
+                )
+                .format(minutes=minutes)
+            )
             return self._finish(state, [Reply(text, state.language)], save=False)
         if incoming.kind is Kind.COMMAND:
             return self._finish(state, self._command(state, incoming.text.strip().lower()))
@@ -163,9 +171,14 @@ class Dispatcher:
         if incoming.kind is not Kind.TEXT:
             return self._finish(state, [self._say(state, NON_TEXT.get(incoming.kind, NON_TEXT[Kind.OTHER]))])
         if cleaned.empty:
-            return self._finish(state, [self._say(state, N_("I received an empty message. Please write your question in words."))])
+            return self._finish(
+                state, [self._say(state, N_("I received an empty message. Please write your question in words."))]
+            )
         if cleaned.too_long:
-            return self._finish(state, [self._say(state, N_("Your message is too long for me. Please ask your question in a few sentences."))])
+            return self._finish(
+                state,
+                [self._say(state, N_("Your message is too long for me. Please ask your question in a few sentences."))],
+            )
         assert understanding is not None
         return self._finish(state, self._answer(state, understanding.match))
 
@@ -180,14 +193,16 @@ class Dispatcher:
         if match.topic == HUMAN:
             return self._human(state)
         if match.topic == "bot.language":
-            return [self._language_menu(state)]
+            return [replace(self._language_menu(state), confidence=match.confidence)]
         if match.topic == "bot.help":
-            return [self._help_menu(state, match)]
+            return [replace(self._help_menu(state), confidence=match.confidence)]
         if match.topic == "bot.privacy":
-            return [self._privacy(state)]
+            return [replace(self._privacy(state), confidence=match.confidence)]
         return [self._topic_answer(state, match.topic, match.confidence, match.alternatives)]
 
-    def _topic_answer(self, state: _State, topic_id: str, confidence: float, alternatives: tuple[str, ...] = ()) -> Reply:
+    def _topic_answer(
+        self, state: _State, topic_id: str, confidence: float, alternatives: tuple[str, ...] = ()
+    ) -> Reply:
         _ = self.catalogs.get(state.language).gettext
         answer = self.knowledge.answer(topic_id, state.language)
         text = answer.text if answer else _("Sorry, I have no answer on this yet.")
@@ -200,12 +215,20 @@ class Dispatcher:
         answer_id = str(self.store.record_answer(topic_id, state.language, confidence, "answered"))
         choices: list[Choice] = []
         if alternatives:
-            choices += [Choice(_("Did you mean: {topic}?").format(topic=self._title(t, state.language)), f"topic:{t}") for t in alternatives]
+            choices += [
+                Choice(_("Did you mean: {topic}?").format(topic=self._title(t, state.language)), f"topic:{t}")
+                for t in alternatives
+            ]
         if not topic_id.startswith("smalltalk."):
             choices += [Choice("👍", f"feedback:{answer_id}:up"), Choice("👎", f"feedback:{answer_id}:down")]
         return Reply(
-            text, state.language, tuple(choices), topic=topic_id, confidence=confidence,
-            alternatives=alternatives, answer_id=answer_id,
+            text,
+            state.language,
+            tuple(choices),
+            topic=topic_id,
+            confidence=confidence,
+            alternatives=alternatives,
+            answer_id=answer_id,
         )
 
     def _fallback(self, state: _State, match: Match) -> Reply:
@@ -239,13 +262,17 @@ class Dispatcher:
         state.failures = 0
         self.store.record_answer(HUMAN, state.language, 1.0, "human")
         _ = self.catalogs.get(state.language).gettext
-        text = _("I will pass your question to a staff member of the Welcome Center. They will answer you here in this chat.")
+        text = _(
+            "I will pass your question to a staff member of the Welcome Center. They will answer you here in this chat."
+        )
         return [Reply(text, state.language, handoff=True, topic=HUMAN, confidence=1.0)]
 
     def _command(self, state: _State, command: str) -> list[Reply]:
         _ = self.catalogs.get(state.language).gettext
         if command == "start":
-            greeting = _("Welcome! I am the chatbot of the Welcome Center Stuttgart. Ask me your question in your language.")
+            greeting = _(
+                "Welcome! I am the chatbot of the Welcome Center Stuttgart. Ask me your question in your language."
+            )
             return [Reply(greeting, state.language), self._language_menu(state)]
         if command == "help":
             return [self._help_menu(state)]
@@ -255,10 +282,18 @@ class Dispatcher:
             return [self._privacy(state)]
         if command == "delete":
             text = _("Do you want me to delete everything I store about you? This cannot be undone.")
-            return [Reply(text, state.language, (Choice(_("Yes, delete everything"), "delete:confirm"), Choice(_("No"), "delete:cancel")))]
+            return [
+                Reply(
+                    text,
+                    state.language,
+                    (Choice(_("Yes, delete everything"), "delete:confirm"), Choice(_("No"), "delete:cancel")),
+                )
+            ]
         if command == "human":
             return self._human(state)
-        text = _("I do not know this command. These work: {commands}").format(commands=" ".join("/" + c for c in COMMANDS))
+        text = _("I do not know this command. These work: {commands}").format(
+            commands=" ".join("/" + c for c in COMMANDS)
+        )
         return [Reply(text, state.language)]
 
     def _choice(self, state: _State, action: str) -> list[Reply]:
@@ -277,7 +312,13 @@ class Dispatcher:
             state.language = value
             state.language_chosen = state.language_known = True
             _ = self.catalogs.get(value).gettext
-            return [Reply(_("From now on I will answer in English. Ask me your question."), value, (Choice(_("Show topics"), "help"),))]
+            return [
+                Reply(
+                    _("From now on I will answer in English. Ask me your question."),
+                    value,
+                    (Choice(_("Show topics"), "help"),),
+                )
+            ]
         if name == "feedback":
             answer_id, _sep, verdict = value.partition(":")
             return self._feedback(state, answer_id, verdict == "up")
@@ -296,15 +337,29 @@ class Dispatcher:
         if answer_id.isdigit() and self.store.record_feedback(int(answer_id), helpful):
             if helpful:
                 return [Reply(_("Thank you for your feedback!"), state.language)]
-            return [Reply(_("Thank you. I am sorry the answer did not help. You can ask a person from the Welcome Center: /human"), state.language)]
+            return [
+                Reply(
+                    _(
+                        "Thank you. I am sorry the answer did not help. "
+                        "You can ask a person from the Welcome Center: /human"
+                    ),
+                    state.language,
+                )
+            ]
         return [self._say(state, N_("This button is no longer valid. Please write your question."))]
 
-    def _help_menu(self, state: _State, match: Match | None = None) -> Reply:
+    def _help_menu(self, state: _State) -> Reply:
         _ = self.catalogs.get(state.language).gettext
         answer = self.knowledge.answer("bot.help", state.language)
         text = answer.text if answer else _("Choose a topic:")
         choices = tuple(Choice(_(label), f"area:{area}") for area, label in AREA_LABELS.items())
-        return Reply(text, state.language, (*choices, Choice(_("Talk to a person"), "human")), topic="bot.help", confidence=match.confidence if match else 1.0)
+        return Reply(
+            text,
+            state.language,
+            (*choices, Choice(_("Talk to a person"), "human")),
+            topic="bot.help",
+            confidence=1.0,
+        )
 
     def _language_menu(self, state: _State) -> Reply:
         _ = self.catalogs.get(state.language).gettext
@@ -320,12 +375,21 @@ class Dispatcher:
             lines.append(_("I store nothing about you at the moment."))
         else:
             lines.append(_("What I store about you now:"))
-            lines.append("• " + _("Language: {language}").format(language=language_name(person.language or state.language)))
+            lines.append(
+                "• " + _("Language: {language}").format(language=language_name(person.language or state.language))
+            )
             if person.last_topic:
-                lines.append("• " + _("Topic of your last question: {topic}").format(topic=self._title(person.last_topic, state.language)))
+                lines.append(
+                    "• "
+                    + _("Topic of your last question: {topic}").format(
+                        topic=self._title(person.last_topic, state.language)
+                    )
+                )
             lines.append("• " + _("Time of your last message"))
         text = "\n\n".join(line for line in lines[:2] if line) + ("\n" + "\n".join(lines[2:]) if len(lines) > 2 else "")
-        return Reply(text, state.language, (Choice(_("Delete my data"), "delete"),), topic="bot.privacy", confidence=1.0)
+        return Reply(
+            text, state.language, (Choice(_("Delete my data"), "delete"),), topic="bot.privacy", confidence=1.0
+        )
 
     # -- helpers ----------------------------------------------------------------------------------
 
@@ -342,8 +406,10 @@ class Dispatcher:
     def _finish(self, state: _State, replies: list[Reply], save: bool = True) -> list[Reply]:
         if save and not state.deleted:
             self.store.save_person(
-                state.key, language=state.language if state.language_known else None,
-                last_topic=state.topic, failures=state.failures,
+                state.key,
+                language=state.language if state.language_known else None,
+                last_topic=state.topic,
+                failures=state.failures,
                 language_chosen=True if state.language_chosen else None,
             )
         return replies

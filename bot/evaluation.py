@@ -47,11 +47,17 @@ class Report:
 
     def as_dict(self) -> dict[str, Any]:
         def rates(tallies: dict[str, Tally]) -> dict[str, dict[str, float | int]]:
-            return {k: {"rate": round(t.rate, 4), "right": t.right, "total": t.total} for k, t in sorted(tallies.items())}
+            return {
+                k: {"rate": round(t.rate, 4), "right": t.right, "total": t.total} for k, t in sorted(tallies.items())
+            }
 
         return {
             "kinds": rates(self.kinds),
-            "language": {"rate": round(self.language.rate, 4), "right": self.language.right, "total": self.language.total},
+            "language": {
+                "rate": round(self.language.rate, 4),
+                "right": self.language.right,
+                "total": self.language.total,
+            },
             "in_scope_by_language": rates(self.in_scope_by_language),
             "language_by_language": rates(self.language_by_language),
             "emergency_by_language": rates(self.emergency_by_language),
@@ -100,10 +106,10 @@ def format_report(report: Report, show_mistakes: bool = False) -> str:
     lines.append("")
     lines.append("Per language:      in-scope topic       language right       emergencies caught")
     for language in sorted(report.language_by_language, key=lambda k: -report.language_by_language[k].total):
-        lines.append(
-            f"  {language:<6} {report.in_scope_by_language[language]!s:>22} {report.language_by_language[language]!s:>20} "
-            f"{report.emergency_by_language[language]!s:>22}"
-        )
+        topic = report.in_scope_by_language[language]
+        detected = report.language_by_language[language]
+        emergency = report.emergency_by_language[language]
+        lines.append(f"  {language:<6} {topic!s:>22} {detected!s:>20} {emergency!s:>22}")
     if report.confusions:
         lines.append("")
         lines.append("Most frequent confusions (expected -> got):")
@@ -113,8 +119,12 @@ def format_report(report: Report, show_mistakes: bool = False) -> str:
         lines.append("")
         lines.append("Mistakes:")
         for m in report.mistakes:
-            lines.append(f"  [{m['lang']}->{m['got_lang']}] {m.get('topic')} -> {m['got']} ({m['confidence']:.2f}): {m['text']}")
+            lines.append(
+                f"  [{m['lang']}->{m['got_lang']}] {m.get('topic')} -> {m['got']} ({m['confidence']:.2f}): {m['text']}"
+            )
     total = report.kinds["all"].total
     lines.append("")
-    lines.append(f"{total} messages in {report.seconds:.2f} s ({report.seconds / max(total, 1) * 1000:.2f} ms per message)")
+    lines.append(
+        f"{total} messages in {report.seconds:.2f} s ({report.seconds / max(total, 1) * 1000:.2f} ms per message)"
+    )
     return "\n".join(lines)

@@ -162,7 +162,9 @@ def _read_sources(root: Path, kb: KnowledgeBase) -> dict[str, dict[str, Any]]:
         for topic_id, info in (data or {}).items():
             if not isinstance(info, dict):
                 kb.problems.append(
-                    Problem("error", _rel(path, root), lines.get(topic_id), f"{topic_id}: expected checked/legal/sources")
+                    Problem(
+                        "error", _rel(path, root), lines.get(topic_id), f"{topic_id}: expected checked/legal/sources"
+                    )
                 )
                 continue
             meta[str(topic_id)] = {**info, "_where": (_rel(path, root), lines.get(topic_id))}
@@ -213,7 +215,12 @@ def _read_answers(root: Path, language: str, kb: KnowledgeBase) -> None:
                 continue
             if len(text) > MAX_ANSWER_CHARS:
                 kb.problems.append(
-                    Problem("error", name, line, f"{topic_id}: answer has {len(text)} characters (at most {MAX_ANSWER_CHARS})")
+                    Problem(
+                        "error",
+                        name,
+                        line,
+                        f"{topic_id}: answer has {len(text)} characters (at most {MAX_ANSWER_CHARS})",
+                    )
                 )
             if status not in STATUSES:
                 kb.problems.append(Problem("error", name, line, f"{topic_id}: status must be draft or reviewed"))
@@ -272,6 +279,8 @@ def _check_duplicate_examples(kb: KnowledgeBase) -> None:
         for topic_id, by_language in kb.examples.items():
             for phrase in by_language.get(language, []):
                 key = normalise(phrase)
+                if not key:  # emoji or punctuation only: nothing the matcher could learn from
+                    continue
                 other = seen.setdefault(key, topic_id)
                 if other != topic_id:
                     kb.problems.append(

@@ -23,6 +23,8 @@ from bot.normalise import normalise, stems
 NULL_TOPIC = "null"  # pseudo-topic of out-of-scope examples; a message that matches it gets no topic
 
 _STEM_WEIGHT = 0.8
+_UNKNOWN_WEIGHT = 1.0  # share of the highest word weight given to words no example contains
+_PHRASE_WEIGHT = 0.25  # share of the whole-message comparison in the final score
 _FUZZY_MIN = 84  # rapidfuzz ratio from which a misspelt word counts as the known word
 _FUZZY_MIN_LEN = 4
 
@@ -36,6 +38,10 @@ class Match:
     alternatives: tuple[str, ...] = ()
     scores: tuple[tuple[str, float], ...] = ()
 
+    @property
+    def best_score(self) -> float:
+        return self.scores[0][1] if self.scores else 0.0
+
 
 class Matcher:
     """Ranks all topics for a message; built once at start-up from the intent examples."""
@@ -43,7 +49,7 @@ class Matcher:
     def __init__(
         self,
         examples: Mapping[str, Mapping[str, Sequence[str]]],
-        threshold: float = 0.45,
+        threshold: float = 0.32,
         alternative_ratio: float = 0.7,
     ) -> None:
         """`examples` maps topic id to {language: [phrases]}."""
@@ -63,11 +69,10 @@ class Matcher:
                             self._postings[feature][topic] += 1.0
         topic_count = max(len(self._examples), 1)
         self._idf = {f: math.log(1 + topic_count / len(p)) for f, p in self._postings.items()}
-        self._unknown_idf = math.log(1 + topic_count)
+        self._unknown_idf = math.log(1 + topic_count) * _UNKNOWN_WEIGHT
         # Share of a feature's occurrences that fall in each topic: how typical it is of that topic.
         self._typicality = {
-            f: {t: 0.5 + 0.5 * n / max(p.values()) for t, n in p.items()}
-            for f, p in self._postings.items()
+            f: {t: 0.5 + 0.5 * n / max(p.values()) for t, n in p.items()} for f, p in self._postings.items()
         }
         self._words_by_initial: dict[str, list[str]] = defaultdict(list)
         for word in words:
@@ -80,6 +85,11 @@ class Matcher:
         words = normalise(text).split()
         if not words:
             return Match(None, 0.0)
+        # "hosca kal" / "hoşçakal", "deutsch kurs" / "Deutschkurs": a pair written apart may be one known word
+        words += [
+            a + b for a, b in zip(words, words[1:], strict=False)
+            if "w:" + a + b in self._postings and not ("w:" + a in self._postings and "w:" + b in self._postings)
+        ]
         totals: dict[str, float] = defaultdict(float)
         weight_sum = 0.0
         for word in dict.fromkeys(words):
@@ -93,13 +103,17 @@ class Matcher:
         ranked = sorted(coverage.items(), key=lambda item: item[1], reverse=True)[:6]
         phrase = " ".join(words)
         rescored = sorted(
-            ((t, 0.75 * c + 0.25 * self._phrase_similarity(t, phrase, language)) for t, c in ranked),
+            (
+                (t, (1 - _PHRASE_WEIGHT) * c + _PHRASE_WEIGHT * self._phrase_similarity(t, phrase, language))
+                for t, c in ranked
+            ),
             key=lambda item: item[1],
             reverse=True,
         )
         best_topic, best = rescored[0]
         alternatives = tuple(
-            t for t, s in rescored[1:4]
+            t
+            for t, s in rescored[1:4]
             if t != NULL_TOPIC and s >= best * self.alternative_ratio and s >= self.threshold * 0.6
         )
         scores = tuple((t, round(s, 4)) for t, s in rescored)

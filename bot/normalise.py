@@ -14,15 +14,32 @@ from functools import lru_cache
 # that have no accent to strip mapped to what people type without the special key.
 _LETTER_VARIANTS = str.maketrans(
     {
-        "أ": "ا", "إ": "ا", "آ": "ا", "ٱ": "ا",
-        "ى": "ي", "ی": "ي", "ې": "ي", "ئ": "ي",
-        "ك": "ک", "ڪ": "ک",
-        "ة": "ه", "ۀ": "ه", "ە": "ه",
+        "أ": "ا",
+        "إ": "ا",
+        "آ": "ا",
+        "ٱ": "ا",
+        "ى": "ي",
+        "ی": "ي",
+        "ې": "ي",
+        "ئ": "ي",
+        "ك": "ک",
+        "ڪ": "ک",
+        "ة": "ه",
+        "ۀ": "ه",
+        "ە": "ه",
         "ؤ": "و",
         # Latin letters without a decomposition, typed as their plain look-alikes on foreign keyboards
-        "ı": "i", "ł": "l", "đ": "dj", "œ": "oe", "æ": "ae", "ø": "o",
+        "ı": "i",
+        "ł": "l",
+        "đ": "dj",
+        "œ": "oe",
+        "æ": "ae",
+        "ø": "o",
         "ـ": "",  # tatweel, a stretching stroke with no meaning
-        "\u200c": "", "\u200d": "", "\u200b": "", "\ufeff": "",
+        "\u200c": "",
+        "\u200d": "",
+        "\u200b": "",
+        "\ufeff": "",
         **{chr(0x0660 + i): str(i) for i in range(10)},
         **{chr(0x06F0 + i): str(i) for i in range(10)},
     }
@@ -72,7 +89,7 @@ def stems(word: str) -> tuple[str, ...]:
         stem = word
         for prefix in _ARABIC_PREFIXES:
             if stem.startswith(prefix) and len(stem) - len(prefix) >= 3:
-                stem = stem[len(prefix):]
+                stem = stem[len(prefix) :]
                 break
         for suffix in _ARABIC_SUFFIXES:
             if stem.endswith(suffix) and len(stem) - len(suffix) >= 3:

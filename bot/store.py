@@ -142,7 +142,13 @@ class Store:
         return Person(row[0], row[1], bool(row[2]), row[3], row[4], row[5]) if row else None
 
     def save_person(
-        self, key: str, *, language: str | None, last_topic: str | None, failures: int, language_chosen: bool | None = None
+        self,
+        key: str,
+        *,
+        language: str | None,
+        last_topic: str | None,
+        failures: int,
+        language_chosen: bool | None = None,
     ) -> None:
         chosen = 1 if language_chosen else 0
         self.db.execute(
@@ -193,7 +199,8 @@ class Store:
     def pending(self, channel: str, limit: int = 500) -> list[tuple[str, str, str]]:
         """Unhandled updates in the order they arrived: (update id, chat id, payload)."""
         rows = self.db.execute(
-            "SELECT update_id, chat_id, payload FROM inbox WHERE channel = ? AND handled = 0 ORDER BY received, rowid LIMIT ?",
+            "SELECT update_id, chat_id, payload FROM inbox WHERE channel = ? AND handled = 0 "
+            "ORDER BY received, rowid LIMIT ?",
             [channel, limit],
         ).fetchall()
         return [(r[0], r[1], r[2]) for r in rows]
@@ -203,14 +210,17 @@ class Store:
         now = self.clock()
         with self.transaction():
             self.db.conn.executemany(
-                "INSERT OR IGNORE INTO outbox (channel, chat_id, source, part, body, created) VALUES (?, ?, ?, ?, ?, ?)",
+                "INSERT OR IGNORE INTO outbox (channel, chat_id, source, part, body, created) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
                 [(channel, chat_id, update_id, part, body, now) for part, body in enumerate(bodies)],
             )
             self.db.conn.execute(
                 "UPDATE inbox SET handled = 1, payload = NULL WHERE channel = ? AND update_id = ?", [channel, update_id]
             )
 
-    def outbox(self, channel: str, chat_id: str | None = None, limit: int = 1000) -> list[tuple[int, str, str, int, str]]:
+    def outbox(
+        self, channel: str, chat_id: str | None = None, limit: int = 1000
+    ) -> list[tuple[int, str, str, int, str]]:
         """Replies still to be sent, oldest first: (id, chat id, source, part, body)."""
         query = "SELECT id, chat_id, source, part, body FROM outbox WHERE channel = ?"
         params: list[object] = [channel]
@@ -245,9 +255,10 @@ class Store:
 
     def is_known(self, channel: str, update_id: str) -> bool:
         """Whether an update or event was received before (handled or not)."""
-        return self.db.execute(
-            "SELECT 1 FROM inbox WHERE channel = ? AND update_id = ?", [channel, update_id]
-        ).fetchone() is not None
+        return (
+            self.db.execute("SELECT 1 FROM inbox WHERE channel = ? AND update_id = ?", [channel, update_id]).fetchone()
+            is not None
+        )
 
     def forget_handled_updates(self, older_than_seconds: float) -> int:
         cutoff = self.clock() - older_than_seconds

@@ -49,7 +49,9 @@ def pseudonym_key(settings: Settings) -> str:
     return path.read_text().strip()
 
 
-def build_dispatcher(settings: Settings, store: Store | None = None, knowledge: KnowledgeBase | None = None) -> Dispatcher:
+def build_dispatcher(
+    settings: Settings, store: Store | None = None, knowledge: KnowledgeBase | None = None
+) -> Dispatcher:
     knowledge = knowledge or build_knowledge(settings)
     matcher = Matcher(knowledge.examples, threshold=settings.match_threshold)
     detector = LanguageDetector(language_samples(knowledge), default=settings.default_language)

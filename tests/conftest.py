@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from bot.dispatcher import Dispatcher
 from bot.knowledge import KnowledgeBase, load
 from bot.store import Store
 from bot.wiring import build_dispatcher
+from tests.synapse_server import Synapse
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -24,9 +26,9 @@ def _no_outside_network(monkeypatch: pytest.MonkeyPatch) -> None:
 
     def guarded(self: socket.socket, address: object) -> object:
         host = address[0] if isinstance(address, tuple) else address
-        if isinstance(host, str) and self.family in (socket.AF_INET, socket.AF_INET6):
-            if not (host.startswith("127.") or host in ("localhost", "::1")):
-                raise OSError(f"test tried to reach {host}: only loopback is allowed")
+        remote = isinstance(host, str) and not (host.startswith("127.") or host in ("localhost", "::1"))
+        if remote and self.family in (socket.AF_INET, socket.AF_INET6):
+            raise OSError(f"test tried to reach {host}: only loopback is allowed")
         return real_connect(self, address)  # type: ignore[arg-type]
 
     monkeypatch.setattr(socket.socket, "connect", guarded)
@@ -50,3 +52,12 @@ def store() -> Store:
 @pytest.fixture
 def dispatcher(settings: config.Settings, knowledge: KnowledgeBase, store: Store) -> Dispatcher:
     return build_dispatcher(settings, store=store, knowledge=knowledge)
+
+
+@pytest.fixture(scope="session")
+def synapse(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Synapse]:
+    """One real homeserver for the test session (message rate limits raised; one test keeps the default)."""
+    server = Synapse(tmp_path_factory.mktemp("synapse"))
+    server.start()
+    yield server
+    server.stop()

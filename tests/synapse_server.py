@@ -102,19 +102,29 @@ class Synapse:
         self.directory.mkdir(parents=True, exist_ok=True)
         rate, burst = (0.2, 10) if self.default_rate_limit else (1000, 1000)
         (self.directory / "homeserver.yaml").write_text(
-            CONFIG.format(dir=self.directory, port=self.port, secret=SHARED_SECRET, message_rate=rate, message_burst=burst)
+            CONFIG.format(
+                dir=self.directory, port=self.port, secret=SHARED_SECRET, message_rate=rate, message_burst=burst
+            )
         )
         (self.directory / "log.yaml").write_text(LOG_CONFIG.replace("DIR", str(self.directory)))
         subprocess.run(
-            [str(synapse_python()), "-m", "synapse.app.homeserver", "-c", str(self.directory / "homeserver.yaml"),
-             "--generate-keys"],
-            check=True, capture_output=True,
+            [
+                str(synapse_python()),
+                "-m",
+                "synapse.app.homeserver",
+                "-c",
+                str(self.directory / "homeserver.yaml"),
+                "--generate-keys",
+            ],
+            check=True,
+            capture_output=True,
         )
 
     def start(self, timeout: float = 120) -> None:
         self.process = subprocess.Popen(
             [str(synapse_python()), "-m", "synapse.app.homeserver", "-c", str(self.directory / "homeserver.yaml")],
-            stdout=subprocess.DEVNULL, stderr=(self.directory / "stderr.log").open("ab"),
+            stdout=subprocess.DEVNULL,
+            stderr=(self.directory / "stderr.log").open("ab"),
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -147,7 +157,9 @@ class Synapse:
         nonce = json.loads(urllib.request.urlopen(endpoint).read())["nonce"]
         mac = hmac.new(SHARED_SECRET.encode(), digestmod=hashlib.sha1)
         mac.update(b"\x00".join([nonce.encode(), name.encode(), password.encode(), b"admin" if admin else b"notadmin"]))
-        body = json.dumps({"nonce": nonce, "username": name, "password": password, "admin": admin, "mac": mac.hexdigest()})
+        body = json.dumps(
+            {"nonce": nonce, "username": name, "password": password, "admin": admin, "mac": mac.hexdigest()}
+        )
         request = urllib.request.Request(endpoint, body.encode(), {"Content-Type": "application/json"})
         urllib.request.urlopen(request).read()
         return f"@{name}:localhost"

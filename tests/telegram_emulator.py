@@ -92,7 +92,9 @@ class Emulator:
         chat = extra.pop("chat", {"id": user_id, "type": "private"})
         edited = extra.pop("edited", False)
         message: dict[str, Any] = {
-            "message_id": next(self._message_ids), "date": int(time.time()), "chat": chat,
+            "message_id": next(self._message_ids),
+            "date": int(time.time()),
+            "chat": chat,
             "from": self.user(user_id, language),
         }
         if text is not None:
@@ -107,9 +109,17 @@ class Emulator:
 
     def press(self, user_id: int, data: str, language: str | None = "de") -> int:
         query = {
-            "id": str(next(self._message_ids)), "from": self.user(user_id, language), "chat_instance": "x", "data": data,
-            "message": {"message_id": 1, "date": int(time.time()), "chat": {"id": user_id, "type": "private"},
-                        "from": BOT_USER, "text": "..."},
+            "id": str(next(self._message_ids)),
+            "from": self.user(user_id, language),
+            "chat_instance": "x",
+            "data": data,
+            "message": {
+                "message_id": 1,
+                "date": int(time.time()),
+                "chat": {"id": user_id, "type": "private"},
+                "from": BOT_USER,
+                "text": "...",
+            },
         }
         return self.add_update({"callback_query": query})
 
@@ -144,10 +154,17 @@ class Emulator:
                 return web.Response(status=500)
             if isinstance(fault, tuple) and fault[0] == "429":
                 return web.json_response(
-                    {"ok": False, "error_code": 429, "description": "Too Many Requests",
-                     "parameters": {"retry_after": fault[1]}}, status=429,
+                    {
+                        "ok": False,
+                        "error_code": 429,
+                        "description": "Too Many Requests",
+                        "parameters": {"retry_after": fault[1]},
+                    },
+                    status=429,
                 )
-            return web.json_response({"ok": False, "error_code": int(fault), "description": "Server error"}, status=int(fault))
+            return web.json_response(
+                {"ok": False, "error_code": int(fault), "description": "Server error"}, status=int(fault)
+            )
         if method == "getUpdates":
             return web.json_response({"ok": True, "result": await self._get_updates(params)})
         if method == "sendMessage" and str(params.get("chat_id")) in self.blocked:
@@ -161,8 +178,13 @@ class Emulator:
             return web.json_response({"ok": True, "result": BOT_USER})
         if method in ("sendMessage", "editMessageText"):
             chat_id = params.get("chat_id")
-            result = {"message_id": next(self._message_ids), "date": int(time.time()),
-                      "chat": {"id": chat_id, "type": "private"}, "from": BOT_USER, "text": params.get("text", "")}
+            result = {
+                "message_id": next(self._message_ids),
+                "date": int(time.time()),
+                "chat": {"id": chat_id, "type": "private"},
+                "from": BOT_USER,
+                "text": params.get("text", ""),
+            }
             return web.json_response({"ok": True, "result": result})
         return web.json_response({"ok": True, "result": True})
 

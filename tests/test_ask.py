@@ -10,13 +10,15 @@ KEYS = {"topic", "lang", "confidence", "answer", "alternatives", "handoff"}
 
 
 def ask(data: bytes) -> list[dict[str, object]]:
-    result = subprocess.run([sys.executable, "-m", "bot", "ask"], input=data, capture_output=True, check=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-m", "bot", "ask"], input=data, capture_output=True, check=True, timeout=120
+    )
     return [json.loads(line) for line in result.stdout.decode("utf-8").splitlines()]
 
 
 def test_every_line_gets_one_answer_in_order_also_bad_ones() -> None:
     lines = [
-        json.dumps({"text": "Wo melde ich meine neue Wohnung an?", "lang": "de"}),
+        json.dumps({"text": "Wie funktioniert die Anmeldung beim Bürgerbüro?", "lang": "de"}),
         "this is not json",
         json.dumps({"text": ""}),
         json.dumps({"text": "x" * 100_000}),
@@ -33,7 +35,7 @@ def test_every_line_gets_one_answer_in_order_also_bad_ones() -> None:
     out = ask(data)
     assert len(out) == len(lines) + 1
     for row in out:
-        assert KEYS <= row.keys()
+        assert row.keys() >= KEYS
         assert isinstance(row["confidence"], float) and 0 <= row["confidence"] <= 1
     assert out[0]["topic"] == "admin.registration" and out[0]["lang"] == "de" and out[0]["answer"]
     for bad in (1, 4, 5, 6, 7):

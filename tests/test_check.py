@@ -49,12 +49,16 @@ def test_each_kind_of_error_is_reported_with_its_file() -> None:
 def test_the_command_exits_non_zero_on_errors() -> None:
     result = subprocess.run(
         [sys.executable, "-m", "bot", "check", "--content", str(BROKEN), "--languages", "en,de"],
-        capture_output=True, text=True, check=False,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert result.returncode == 1
     assert "errors" in result.stdout
 
 
 def test_the_project_content_passes_the_check() -> None:
-    result = subprocess.run([sys.executable, "-m", "bot", "check"], capture_output=True, text=True, check=False, cwd=PROJECT)
+    result = subprocess.run(
+        [sys.executable, "-m", "bot", "check"], capture_output=True, text=True, check=False, cwd=PROJECT
+    )
     assert result.returncode == 0, result.stdout[-3000:]

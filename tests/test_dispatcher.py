@@ -110,5 +110,9 @@ async def test_one_persons_messages_are_answered_in_order(dispatcher: Dispatcher
     questions = ["Kita", "Kindergeld", "Wohngeld", "Jobcenter", "Einbürgerung"] * 4
     results = await asyncio.gather(*(dispatcher.handle(text(q)) for q in questions))
     assert [r[0].topic for r in results][:5] == [
-        "family.childcare", "family.child_benefit", "housing.housing_benefit", "work.benefits", "residence.naturalisation",
+        "family.childcare",
+        "family.child_benefit",
+        "housing.housing_benefit",
+        "work.benefits",
+        "residence.naturalisation",
     ]

@@ -57,5 +57,5 @@ def test_unsupported_hint_is_ignored(detector: LanguageDetector) -> None:
 
 
 def test_dominant_script() -> None:
-    assert dominant_script("كيف Integrationskurs بسجل بكورس")[0] == "arabic"
+    assert dominant_script("كيف بسجل بكورس الاندماج Integrationskurs")[0] == "arabic"
     assert dominant_script("123 !!")[0] is None

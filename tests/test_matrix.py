@@ -8,7 +8,7 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -26,22 +26,18 @@ PROJECT = Path(__file__).parent.parent
 _names = itertools.count()
 
 
-@pytest.fixture(scope="module")
-def synapse(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Synapse]:
-    server = Synapse(tmp_path_factory.mktemp("synapse"))
-    server.start()
-    yield server
-    server.stop()
-
-
 def new_user(synapse: Synapse, prefix: str) -> str:
     return synapse.register(f"{prefix}{next(_names)}{os.getpid()}")
 
 
 def matrix_settings(settings: Settings, synapse: Synapse, bot: str, folder: Path) -> Settings:
     return replace(
-        settings, matrix_homeserver=synapse.url, matrix_user_id=bot, matrix_password="password",
-        matrix_store_dir=str(folder / "matrix"), db_path=str(folder / "bot.db"),
+        settings,
+        matrix_homeserver=synapse.url,
+        matrix_user_id=bot,
+        matrix_password="password",
+        matrix_store_dir=str(folder / "matrix"),
+        db_path=str(folder / "bot.db"),
     )
 
 
@@ -151,16 +147,22 @@ async def test_killed_bot_answers_messages_sent_while_down_once_and_in_order(
     bot = new_user(synapse, "bot")
     configured = matrix_settings(settings, synapse, bot, tmp_path)
     env = {
-        **os.environ, "MATRIX_HOMESERVER": synapse.url, "MATRIX_USER_ID": bot, "MATRIX_PASSWORD": "password",
-        "MATRIX_STORE_DIR": configured.matrix_store_dir, "WELCOMEBOT_DB": configured.db_path,
-        "WELCOMEBOT_PSEUDONYM_KEY": "k", "LOG_LEVEL": "DEBUG",
+        **os.environ,
+        "MATRIX_HOMESERVER": synapse.url,
+        "MATRIX_USER_ID": bot,
+        "MATRIX_PASSWORD": "password",
+        "MATRIX_STORE_DIR": configured.matrix_store_dir,
+        "WELCOMEBOT_DB": configured.db_path,
+        "WELCOMEBOT_PSEUDONYM_KEY": "k",
+        "LOG_LEVEL": "DEBUG",
     }
 
     log = tmp_path / "bot.log"
 
     def start() -> subprocess.Popen[bytes]:
-        return subprocess.Popen([sys.executable, "-m", "bot", "run"], env=env, cwd=PROJECT,
-                                stdout=subprocess.DEVNULL, stderr=log.open("ab"))
+        return subprocess.Popen(
+            [sys.executable, "-m", "bot", "run"], env=env, cwd=PROJECT, stdout=subprocess.DEVNULL, stderr=log.open("ab")
+        )
 
     process = start()
     try:
@@ -173,9 +175,13 @@ async def test_killed_bot_answers_messages_sent_while_down_once_and_in_order(
         await asyncio.sleep(0.05)  # the bot is now somewhere between sync, callback and send
         process.send_signal(signal.SIGKILL)
         process.wait()
-        questions = [("Kita", "family.childcare"), ("Kindergeld", "family.child_benefit"),
-                     ("Wohngeld", "housing.housing_benefit"), ("Integrationskurs", "german.integration_course"),
-                     ("Bankkonto eröffnen", "admin.bank_account")]
+        questions = [
+            ("Kita", "family.childcare"),
+            ("Kindergeld", "family.child_benefit"),
+            ("Wohngeld", "housing.housing_benefit"),
+            ("Integrationskurs", "german.integration_course"),
+            ("Bankkonto eröffnen", "admin.bank_account"),
+        ]
         sent = [questions[i % 5] for i in range(25)]
         for text, _topic in sent:
             await person.say(room, text)

@@ -59,7 +59,14 @@ async def test_commands_are_registered_in_every_language(channel: TelegramChanne
     languages = {c.params.get("language_code") for c in registered}
     assert set(channel.settings.languages) <= languages
     german = next(c for c in registered if c.params.get("language_code") == "de")
-    assert {c["command"] for c in german.params["commands"]} >= {"start", "help", "language", "privacy", "delete", "human"}
+    assert {c["command"] for c in german.params["commands"]} >= {
+        "start",
+        "help",
+        "language",
+        "privacy",
+        "delete",
+        "human",
+    }
     arabic = next(c for c in registered if c.params.get("language_code") == "ar")
     assert arabic.params["commands"][0]["description"] != german.params["commands"][0]["description"]
 
@@ -68,6 +75,8 @@ async def test_a_whole_conversation(channel: TelegramChannel, emulator: Emulator
     emulator.message(1, "/start", language="tr")
     await emulator.wait_for(lambda: len(emulator.sent(1)) >= 2)
     greeting, menu = emulator.sent(1)[:2]
+    english = "Welcome! I am the chatbot of the Welcome Center Stuttgart. Ask me your question in your language."
+    assert greeting.text == channel.dispatcher.catalogs.gettext("tr", english) != english
     assert ("Türkçe", "lang:tr") in menu.buttons and ("العربية", "lang:ar") in menu.buttons
 
     emulator.press(1, "lang:uk")
@@ -87,7 +96,9 @@ async def test_a_whole_conversation(channel: TelegramChannel, emulator: Emulator
         emulator.message(1, question, language=None)
         await emulator.wait_for(lambda b=before: len(emulator.sent(1)) > b)
         reply = emulator.sent(1)[before]
-        assert answer_of(knowledge, topic, language).split("(")[0].strip()[:20] in reply.text.replace("\u2066", "").replace("\u2069", "").replace("\u200f", ""), (language, reply.text[:100])
+        assert answer_of(knowledge, topic, language).split("(")[0].strip()[:20] in reply.text.replace(
+            "\u2066", ""
+        ).replace("\u2069", "").replace("\u200f", ""), (language, reply.text[:100])
         assert reply.params["parse_mode"] == "HTML"
         feedback = [data for _label, data in reply.buttons if data.startswith("feedback:")]
         assert len(feedback) == 2, number
@@ -119,7 +130,17 @@ async def test_non_text_messages_get_a_polite_reply(channel: TelegramChannel, em
     kinds = [
         {"voice": {"file_id": "v", "file_unique_id": "v", "duration": 3}},
         {"photo": [{"file_id": "p", "file_unique_id": "p", "width": 1, "height": 1}]},
-        {"sticker": {"file_id": "s", "file_unique_id": "s", "width": 1, "height": 1, "is_animated": False, "is_video": False, "type": "regular"}},
+        {
+            "sticker": {
+                "file_id": "s",
+                "file_unique_id": "s",
+                "width": 1,
+                "height": 1,
+                "is_animated": False,
+                "is_video": False,
+                "type": "regular",
+            }
+        },
         {"document": {"file_id": "d", "file_unique_id": "d"}},
         {"location": {"latitude": 48.77, "longitude": 9.18}},
         {"contact": {"phone_number": "+4917000000", "first_name": "X"}},
@@ -133,7 +154,9 @@ async def test_non_text_messages_get_a_polite_reply(channel: TelegramChannel, em
     assert "+4917000000" not in " ".join(texts)
 
 
-async def test_group_chats_only_get_answers_to_commands_and_mentions(channel: TelegramChannel, emulator: Emulator) -> None:
+async def test_group_chats_only_get_answers_to_commands_and_mentions(
+    channel: TelegramChannel, emulator: Emulator
+) -> None:
     group = {"id": -100500, "type": "supergroup", "title": "Unterkunft"}
     emulator.message(5, "Wohngeld?", chat=group)
     emulator.message(5, "@willkommen_test_bot Wohngeld?", chat=group)
@@ -172,9 +195,16 @@ async def test_a_person_who_blocked_the_bot_is_not_retried(channel: TelegramChan
     assert not channel.store.outbox("telegram", "8")
 
 
-async def test_a_flood_from_200_people_loses_duplicates_and_reorders_nothing(channel: TelegramChannel, emulator: Emulator, knowledge: KnowledgeBase) -> None:
-    questions = [("Kita", "family.childcare"), ("Kindergeld", "family.child_benefit"), ("Wohngeld", "housing.housing_benefit"),
-                 ("Einbürgerung", "residence.naturalisation"), ("Integrationskurs", "german.integration_course")]
+async def test_a_flood_from_200_people_loses_duplicates_and_reorders_nothing(
+    channel: TelegramChannel, emulator: Emulator, knowledge: KnowledgeBase
+) -> None:
+    questions = [
+        ("Kita", "family.childcare"),
+        ("Kindergeld", "family.child_benefit"),
+        ("Wohngeld", "housing.housing_benefit"),
+        ("Einbürgerung", "residence.naturalisation"),
+        ("Integrationskurs", "german.integration_course"),
+    ]
     people = range(1000, 1200)
     for round_ in range(5):
         for person in people:
@@ -189,26 +219,41 @@ async def test_a_flood_from_200_people_loses_duplicates_and_reorders_nothing(cha
         assert all(e[:25] in g for e, g in zip(expected, got, strict=True)), person
 
 
-async def test_webhook_refuses_requests_without_the_secret(settings: Settings, knowledge: KnowledgeBase, emulator: Emulator, unused_tcp_port: int) -> None:
+async def test_webhook_refuses_requests_without_the_secret(
+    settings: Settings, knowledge: KnowledgeBase, emulator: Emulator, unused_tcp_port: int
+) -> None:
     import aiohttp
 
     configured = telegram_settings(
-        settings, emulator, telegram_webhook_url="https://bot.example/telegram", telegram_webhook_port=unused_tcp_port,
+        settings,
+        emulator,
+        telegram_webhook_url="https://bot.example/telegram",
+        telegram_webhook_port=unused_tcp_port,
         telegram_webhook_secret="s3cret-value",
     )
     store = Store(":memory:", "test-key")
     channel = TelegramChannel(configured, build_dispatcher(configured, store=store, knowledge=knowledge), store)
     await channel.start()
     try:
-        update = {"update_id": 99, "message": {"message_id": 1, "date": 1, "chat": {"id": 9, "type": "private"},
-                                               "from": {"id": 9, "is_bot": False, "first_name": "A"}, "text": "Kita"}}
+        update = {
+            "update_id": 99,
+            "message": {
+                "message_id": 1,
+                "date": 1,
+                "chat": {"id": 9, "type": "private"},
+                "from": {"id": 9, "is_bot": False, "first_name": "A"},
+                "text": "Kita",
+            },
+        }
         url = f"http://127.0.0.1:{unused_tcp_port}/telegram"
         async with aiohttp.ClientSession() as session:
             for headers in ({}, {"X-Telegram-Bot-Api-Secret-Token": "wrong"}):
                 async with session.post(url, json=update, headers=headers) as response:
                     assert response.status == 403
             assert store.pending("telegram") == [] and not emulator.sent(9)
-            async with session.post(url, json=update, headers={"X-Telegram-Bot-Api-Secret-Token": "s3cret-value"}) as response:
+            async with session.post(
+                url, json=update, headers={"X-Telegram-Bot-Api-Secret-Token": "s3cret-value"}
+            ) as response:
                 assert response.status == 200
         await emulator.wait_for(lambda: len(emulator.sent(9)) == 1)
         assert emulator.called("setWebhook")[0].params["secret_token"] == "s3cret-value"
@@ -218,22 +263,33 @@ async def test_webhook_refuses_requests_without_the_secret(settings: Settings, k
 
 async def test_killed_while_handling_then_restarted_answers_exactly_once(emulator: Emulator, tmp_path: Path) -> None:
     env = {
-        **os.environ, "TELEGRAM_BOT_TOKEN": emulator.token, "TELEGRAM_API_URL": emulator.url,
-        "WELCOMEBOT_DB": str(tmp_path / "bot.db"), "WELCOMEBOT_PSEUDONYM_KEY": "k", "LOG_LEVEL": "DEBUG",
+        **os.environ,
+        "TELEGRAM_BOT_TOKEN": emulator.token,
+        "TELEGRAM_API_URL": emulator.url,
+        "WELCOMEBOT_DB": str(tmp_path / "bot.db"),
+        "WELCOMEBOT_PSEUDONYM_KEY": "k",
+        "LOG_LEVEL": "DEBUG",
     }
 
     def start() -> subprocess.Popen[bytes]:
-        return subprocess.Popen([sys.executable, "-m", "bot", "run"], env=env, cwd=PROJECT,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        return subprocess.Popen(
+            [sys.executable, "-m", "bot", "run"],
+            env=env,
+            cwd=PROJECT,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
 
     for attempt, delay in enumerate((0.0, 0.005, 0.05)):
         process = start()
         chat = 500 + attempt
         killed = asyncio.Event()
 
-        def kill_soon(_ids: list[int], p: subprocess.Popen[bytes] = process, d: float = delay) -> None:
-            if not killed.is_set():
-                killed.set()
+        def kill_soon(
+            _ids: list[int], p: subprocess.Popen[bytes] = process, d: float = delay, k: asyncio.Event = killed
+        ) -> None:
+            if not k.is_set():
+                k.set()
                 asyncio.get_running_loop().call_later(d, lambda: os.kill(p.pid, signal.SIGKILL))
 
         emulator.on_updates_delivered = kill_soon

@@ -28,7 +28,9 @@ def render(reply: Reply, first: int = 1) -> str:
     return "\n".join(lines)
 
 
-async def chat(dispatcher: Dispatcher, source: TextIO = sys.stdin, out: TextIO = sys.stdout, prompt: bool = True) -> None:
+async def chat(
+    dispatcher: Dispatcher, source: TextIO = sys.stdin, out: TextIO = sys.stdout, prompt: bool = True
+) -> None:
     """Talk to the bot until end of input; type /help, /language or a number to press a button."""
     choices: list[Choice] = []
     loop = asyncio.get_running_loop()

@@ -11,6 +11,7 @@ so a send retried after a crash is not duplicated by the homeserver.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 import logging
@@ -52,8 +53,13 @@ BACKFILL_PAGES = 20
 COMMAND_PREFIXES = ("!", "/")
 REACTIONS = {"👍": "up", "👍️": "up", "👎": "down", "👎️": "down"}
 _MSGTYPES = {
-    "m.text": Kind.TEXT, "m.emote": Kind.TEXT, "m.image": Kind.PHOTO, "m.file": Kind.DOCUMENT,
-    "m.audio": Kind.VOICE, "m.video": Kind.VIDEO, "m.location": Kind.LOCATION,
+    "m.text": Kind.TEXT,
+    "m.emote": Kind.TEXT,
+    "m.image": Kind.PHOTO,
+    "m.file": Kind.DOCUMENT,
+    "m.audio": Kind.VOICE,
+    "m.video": Kind.VIDEO,
+    "m.location": Kind.LOCATION,
 }
 
 
@@ -135,20 +141,31 @@ class MatrixChannel:
             if session.get("user_id") != self.settings.matrix_user_id:
                 session = {}
         self.client = client = AsyncClient(
-            self.settings.matrix_homeserver, self.settings.matrix_user_id, device_id=session.get("device_id", ""),
-            store_path=str(self.store_dir), config=config,
+            self.settings.matrix_homeserver,
+            self.settings.matrix_user_id,
+            device_id=session.get("device_id", ""),
+            store_path=str(self.store_dir),
+            config=config,
         )
         if not session and self.settings.matrix_access_token:
             client.access_token = self.settings.matrix_access_token
             whoami = await client.whoami()
             if isinstance(whoami, WhoamiError) or not whoami.device_id:
                 raise RuntimeError("MATRIX_ACCESS_TOKEN was refused by the homeserver")
-            session = {"user_id": whoami.user_id, "device_id": whoami.device_id, "access_token": self.settings.matrix_access_token}
+            session = {
+                "user_id": whoami.user_id,
+                "device_id": whoami.device_id,
+                "access_token": self.settings.matrix_access_token,
+            }
         elif not session:
             response = await client.login(self.settings.matrix_password, device_name="Willkommen bot")
             if not getattr(response, "access_token", None):
                 raise RuntimeError(f"Matrix login failed: {getattr(response, 'message', response)}")
-            session = {"user_id": response.user_id, "device_id": response.device_id, "access_token": response.access_token}
+            session = {
+                "user_id": response.user_id,
+                "device_id": response.device_id,
+                "access_token": response.access_token,
+            }
         session_file.write_text(json.dumps(session))
         session_file.chmod(0o600)
         client.restore_login(session["user_id"], session["device_id"], session["access_token"])
@@ -159,7 +176,9 @@ class MatrixChannel:
         """Learn the rooms (and who is in them, for encryption) without reading old messages."""
         assert self.client is not None
         while True:
-            response = await self.client.sync(timeout=0, full_state=True, sync_filter={"room": {"timeline": {"limit": 0}}})
+            response = await self.client.sync(
+                timeout=0, full_state=True, sync_filter={"room": {"timeline": {"limit": 0}}}
+            )
             if isinstance(response, SyncResponse):
                 return response
             log.warning("initial matrix sync failed; retrying")
@@ -219,7 +238,11 @@ class MatrixChannel:
 
     def _invitations(self, response: SyncResponse) -> list[tuple[str, str, str]]:
         return [
-            (f"invite:{room_id}", room_id, json.dumps({"room": room_id, "kind": "invite", "sender": self._inviter(room_id)}))
+            (
+                f"invite:{room_id}",
+                room_id,
+                json.dumps({"room": room_id, "kind": "invite", "sender": self._inviter(room_id)}),
+            )
             for room_id in response.rooms.invite
         ]
 
@@ -347,22 +370,24 @@ class MatrixChannel:
         """Send until the homeserver accepts; the transaction id makes a repeated send harmless."""
         assert self.client is not None
         content = {
-            "msgtype": "m.notice", "body": message["body"],
-            "format": "org.matrix.custom.html", "formatted_body": message["html"],
+            "msgtype": "m.notice",
+            "body": message["body"],
+            "format": "org.matrix.custom.html",
+            "formatted_body": message["html"],
         }
         tx_id = hashlib.sha256(f"{source}/{part}".encode()).hexdigest()[:32]
         delay = 1.0
         while True:
             if room_id not in self.client.rooms:  # joined a moment ago: the next sync brings the room
                 self.synced.clear()
-                try:
+                with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self.synced.wait(), SYNC_TIMEOUT_MS / 1000 + 5)
-                except TimeoutError:
-                    pass
                 continue
             try:
-                response = await self.client.room_send(room_id, "m.room.message", content, tx_id=tx_id, ignore_unverified_devices=True)
-            except Exception as error:  # noqa: BLE001 - the homeserver may be gone; keep the reply and retry
+                response = await self.client.room_send(
+                    room_id, "m.room.message", content, tx_id=tx_id, ignore_unverified_devices=True
+                )
+            except Exception as error:
                 log.warning("matrix send failed (%s); retrying in %.0f s", type(error).__name__, delay)
             else:
                 if not isinstance(response, RoomSendError):
@@ -381,4 +406,3 @@ class MatrixChannel:
                     continue
             await asyncio.sleep(delay)
             delay = min(delay * 2, 60.0)
-

@@ -10,6 +10,7 @@ limits respected and retried on failure. Nothing is lost and nothing is answered
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import json
 import logging
@@ -41,9 +42,17 @@ CHAT_BURST = 3
 MAX_BACKOFF = 60.0
 
 _KINDS = (
-    ("photo", Kind.PHOTO), ("voice", Kind.VOICE), ("audio", Kind.AUDIO), ("video", Kind.VIDEO),
-    ("video_note", Kind.VIDEO), ("sticker", Kind.STICKER), ("document", Kind.DOCUMENT), ("animation", Kind.VIDEO),
-    ("location", Kind.LOCATION), ("venue", Kind.LOCATION), ("contact", Kind.CONTACT),
+    ("photo", Kind.PHOTO),
+    ("voice", Kind.VOICE),
+    ("audio", Kind.AUDIO),
+    ("video", Kind.VIDEO),
+    ("video_note", Kind.VIDEO),
+    ("sticker", Kind.STICKER),
+    ("document", Kind.DOCUMENT),
+    ("animation", Kind.VIDEO),
+    ("location", Kind.LOCATION),
+    ("venue", Kind.LOCATION),
+    ("contact", Kind.CONTACT),
 )
 
 
@@ -52,7 +61,9 @@ def to_incoming(update: Update, bot_username: str) -> Incoming | None:
     if update.callback_query is not None:
         query = update.callback_query
         chat = query.message.chat.id if query.message else query.from_user.id
-        return Incoming(CHANNEL, str(chat), str(query.from_user.id), query.data or "", Kind.CHOICE, _hint(query.from_user))
+        return Incoming(
+            CHANNEL, str(chat), str(query.from_user.id), query.data or "", Kind.CHOICE, _hint(query.from_user)
+        )
     edited = update.edited_message is not None
     message = update.message or update.edited_message
     if message is None or message.from_user is None or message.from_user.is_bot:
@@ -109,7 +120,13 @@ def _button_rows(choices: tuple[Choice, ...]) -> list[list[list[str]]]:
     for choice in choices:
         compact = choice.action.startswith(("feedback:", "lang:"))
         width = 2 if choice.action.startswith("feedback:") else 3
-        if compact and rows and rows[-1] and rows[-1][-1][1].split(":")[0] == choice.action.split(":")[0] and len(rows[-1]) < width:
+        if (
+            compact
+            and rows
+            and rows[-1]
+            and rows[-1][-1][1].split(":")[0] == choice.action.split(":")[0]
+            and len(rows[-1]) < width
+        ):
             rows[-1].append([choice.label, choice.action])
         else:
             rows.append([[choice.label, choice.action]])
@@ -141,12 +158,14 @@ class _Pace:
                 return
             self._chats[chat_id] = (tokens, now)
             self._overall = (overall, now)
-            delay = max((1 - tokens) * interval if tokens < 1 else 0, (1 - overall) / self.per_second if overall < 1 else 0)
+            delay = max(
+                (1 - tokens) * interval if tokens < 1 else 0, (1 - overall) / self.per_second if overall < 1 else 0
+            )
             await asyncio.sleep(max(delay, 0.001))
 
 
 def _retry_seconds(error: RetryAfter) -> float:
-    value = error._retry_after  # noqa: SLF001 - the public property warns about its int form
+    value = error._retry_after
     return value.total_seconds() if isinstance(value, dt.timedelta) else float(value)
 
 
@@ -223,7 +242,7 @@ class TelegramChannel:
         offset: int | None = None
         while True:
             updates = await self._until_done(
-                lambda: self.bot.get_updates(offset=offset, timeout=POLL_TIMEOUT, allowed_updates=UPDATE_TYPES)
+                lambda o=offset: self.bot.get_updates(offset=o, timeout=POLL_TIMEOUT, allowed_updates=UPDATE_TYPES)
             )
             if not updates:
                 continue
@@ -232,7 +251,9 @@ class TelegramChannel:
 
     def receive(self, updates: list[dict[str, Any]]) -> None:
         """Store raw updates durably; duplicates are ignored by their update id."""
-        rows = [(str(u["update_id"]), _chat_of(u), json.dumps(u, ensure_ascii=False)) for u in updates if "update_id" in u]
+        rows = [
+            (str(u["update_id"]), _chat_of(u), json.dumps(u, ensure_ascii=False)) for u in updates if "update_id" in u
+        ]
         self.store.receive(CHANNEL, rows)
         self._work.set()
 
@@ -241,10 +262,11 @@ class TelegramChannel:
         app.router.add_post("/telegram", self._on_webhook)
         self._webhook = web.AppRunner(app, access_log=None)
         await self._webhook.setup()
-        await web.TCPSite(self._webhook, "0.0.0.0", self.settings.telegram_webhook_port).start()  # noqa: S104
+        await web.TCPSite(self._webhook, "0.0.0.0", self.settings.telegram_webhook_port).start()
         await self._until_done(
             lambda: self.bot.set_webhook(
-                self.settings.telegram_webhook_url, secret_token=self.settings.telegram_webhook_secret or None,
+                self.settings.telegram_webhook_url,
+                secret_token=self.settings.telegram_webhook_secret or None,
                 allowed_updates=UPDATE_TYPES,
             )
         )
@@ -287,20 +309,21 @@ class TelegramChannel:
             person = self.store.pseudonym(CHANNEL, incoming.user_id)
             self.store.reachable_again(person)
             if update.callback_query is not None:
-                asyncio.create_task(self._answer_callback(update.callback_query.id))
+                await self._answer_callback(update.callback_query.id)
             replies = await self.dispatcher.handle(incoming)
         bodies = [
-            json.dumps({**m, "group": _is_group(chat_id), "person": person}) for r in replies for m in render_messages(r)
+            json.dumps({**m, "group": _is_group(chat_id), "person": person})
+            for r in replies
+            for m in render_messages(r)
         ]
         self.store.handled(CHANNEL, update_id, chat_id, bodies)
         if bodies:
             self._kick(chat_id)
 
     async def _answer_callback(self, query_id: str) -> None:
-        try:
+        # only stops the button's spinner; the answer itself goes through the outbox
+        with contextlib.suppress(TelegramError):
             await self.bot.answer_callback_query(query_id)
-        except TelegramError:
-            pass  # only stops the button's spinner; the answer itself goes through the outbox
 
     # -- sending ------------------------------------------------------------------------------------
 
@@ -328,7 +351,13 @@ class TelegramChannel:
         while True:
             await self.pace.wait(chat_id, bool(message.get("group")))
             try:
-                await self.bot.send_message(chat_id, message["html"], parse_mode=ParseMode.HTML, reply_markup=markup, disable_web_page_preview=True)
+                await self.bot.send_message(
+                    chat_id,
+                    message["html"],
+                    parse_mode=ParseMode.HTML,
+                    reply_markup=markup,
+                    disable_web_page_preview=True,
+                )
                 return True
             except RetryAfter as error:
                 await asyncio.sleep(_retry_seconds(error))
