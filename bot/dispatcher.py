@@ -128,9 +128,8 @@ class Dispatcher:
     def understand(self, text: str, hint: str | None = None, previous: str | None = None) -> Understanding:
         detection = self.detector.detect(text, hint=hint, previous=previous)
         match = self.matcher.match(text, detection.language)
-        emergency = (
-            self.emergencies.detect(text) is not None
-            or self.matcher.score_of(match, EMERGENCY) >= max(EMERGENCY_FLOOR, EMERGENCY_SHARE * match.best_score)
+        emergency = self.emergencies.detect(text) is not None or self.matcher.score_of(match, EMERGENCY) >= max(
+            EMERGENCY_FLOOR, EMERGENCY_SHARE * match.best_score
         )
         return Understanding(detection.language, bool(emergency), match)
 

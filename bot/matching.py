@@ -15,6 +15,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
+from itertools import pairwise
 
 from rapidfuzz import fuzz, process
 
@@ -87,7 +88,8 @@ class Matcher:
             return Match(None, 0.0)
         # "hosca kal" / "hoşçakal", "deutsch kurs" / "Deutschkurs": a pair written apart may be one known word
         words += [
-            a + b for a, b in zip(words, words[1:], strict=False)
+            a + b
+            for a, b in pairwise(words)
             if "w:" + a + b in self._postings and not ("w:" + a in self._postings and "w:" + b in self._postings)
         ]
         totals: dict[str, float] = defaultdict(float)
