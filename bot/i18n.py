@@ -8,10 +8,10 @@ catalog is compiled in memory instead, so an edited translation is never silentl
 from __future__ import annotations
 
 import datetime as dt
-import gettext
 import io
 import re
 from functools import cache
+from gettext import GNUTranslations, NullTranslations
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -33,9 +33,9 @@ class Catalogs:
     def __init__(self, translations_dir: Path, languages: tuple[str, ...]) -> None:
         self.directory = translations_dir
         self.languages = languages
-        self._cache: dict[str, gettext.NullTranslations] = {}
+        self._cache: dict[str, NullTranslations] = {}
 
-    def get(self, language: str) -> gettext.NullTranslations:
+    def get(self, language: str) -> NullTranslations:
         """The catalog for `language`; English msgids where a translation is missing."""
         found = self._cache.get(language)
         if found is None:
@@ -46,20 +46,20 @@ class Catalogs:
     def gettext(self, language: str, message: str) -> str:
         return self.get(language).gettext(message)
 
-    def _load(self, language: str) -> gettext.NullTranslations:
+    def _load(self, language: str) -> NullTranslations:
         folder = self.directory / language / "LC_MESSAGES"
         po, mo = folder / f"{DOMAIN}.po", folder / f"{DOMAIN}.mo"
         if mo.exists() and (not po.exists() or mo.stat().st_mtime >= po.stat().st_mtime):
             with mo.open("rb") as handle:
-                return gettext.GNUTranslations(handle)
+                return GNUTranslations(handle)
         if po.exists():
             with po.open("rb") as handle:
                 catalog = read_po(handle, locale=language)
             buffer = io.BytesIO()
             write_mo(buffer, catalog)
             buffer.seek(0)
-            return gettext.GNUTranslations(buffer)
-        return gettext.NullTranslations()
+            return GNUTranslations(buffer)
+        return NullTranslations()
 
 
 @cache

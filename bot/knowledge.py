@@ -177,15 +177,15 @@ def _check_sources(kb: KnowledgeBase, meta: dict[str, dict[str, Any]], root: Pat
         if topic_id not in kb.topics:
             kb.problems.append(Problem("error", where, line, f"unknown topic id {topic_id!r}"))
     for topic in kb.topics.values():
-        info = meta.get(topic.id)
+        recorded = meta.get(topic.id)
         if topic.area in SELF_ANSWERED_AREAS:
             continue
-        if info is None:
+        if recorded is None:
             kb.problems.append(
                 Problem("error", f"knowledge/sources/{topic.area}.yaml", None, f"{topic.id}: no sources recorded")
             )
             continue
-        where, line = info["_where"]
+        where, line = recorded["_where"]
         if not topic.sources:
             kb.problems.append(Problem("error", where, line, f"{topic.id}: answer has no source"))
         if not isinstance(topic.checked, dt.date):

@@ -34,6 +34,15 @@ def language_samples(knowledge: KnowledgeBase) -> dict[str, list[str]]:
     return samples
 
 
+def matcher_examples(knowledge: KnowledgeBase) -> dict[str, dict[str, list[str]]]:
+    """The intent examples, plus each answer's title: the topic's own name in every language."""
+    examples = {topic: {language: list(p) for language, p in by.items()} for topic, by in knowledge.examples.items()}
+    for (language, topic), answer in knowledge.answers.items():
+        if answer.title:
+            examples.setdefault(topic, {}).setdefault(language, []).append(answer.title)
+    return examples
+
+
 def pseudonym_key(settings: Settings) -> str:
     """The key for pseudonyms: from the environment, else kept in a private file beside the database."""
     if settings.pseudonym_key:
@@ -53,7 +62,7 @@ def build_dispatcher(
     settings: Settings, store: Store | None = None, knowledge: KnowledgeBase | None = None
 ) -> Dispatcher:
     knowledge = knowledge or build_knowledge(settings)
-    matcher = Matcher(knowledge.examples, threshold=settings.match_threshold)
+    matcher = Matcher(matcher_examples(knowledge), threshold=settings.match_threshold)
     detector = LanguageDetector(language_samples(knowledge), default=settings.default_language)
     emergencies = EmergencyDetector(knowledge.emergency_phrases)
     catalogs = Catalogs(settings.content_dir / "translations", settings.languages)

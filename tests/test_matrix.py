@@ -79,7 +79,7 @@ async def test_invitation_greeting_questions_commands_and_feedback(
 
         questions = [
             ("de", "Wie melde ich meine Wohnung beim Bürgerbüro an?", "admin.registration"),
-            ("en", "how can i get my foreign nursing diploma recognised", "recognition.regulated"),
+            ("en", "which bank can i open a bank account with, i have no account yet", "admin.bank_account"),
             ("ar", "كيف بقدر لاقي طبيب عائلة بيحكي عربي؟", "health.doctor"),
             ("uk", "Як отримати Kindergeld на дитину?", "family.child_benefit"),
             ("tr", "Çocuğum için kreş (Kita) yeri nasıl bulurum?", "family.childcare"),

@@ -39,6 +39,7 @@ from nio import (
 )
 
 from bot.config import Settings
+from bot.delivery import Delivery
 from bot.dispatcher import CHOICE_PROMPT, Dispatcher
 from bot.messages import Choice, Incoming, Kind, Reply
 from bot.render import split_text, to_html
@@ -83,7 +84,7 @@ def event_record(room_id: str, event: Any) -> dict[str, Any] | None:
         content = source.get("content") or {}
         if "m.new_content" in content:
             return {**record, "kind": Kind.EDITED.value}
-        msgtype = content.get("msgtype") or getattr(event, "msgtype", "")
+        msgtype = str(content.get("msgtype") or getattr(event, "msgtype", "") or "")
         body = getattr(event, "body", "") if isinstance(event, (RoomMessageText, RoomMessageEmote)) else ""
         return {**record, "kind": _MSGTYPES.get(msgtype, Kind.OTHER).value, "body": str(body or "")}
     return None
@@ -99,8 +100,7 @@ class MatrixChannel:
         self.store_dir = Path(settings.matrix_store_dir)
         self.encrypted = _encryption_available()
         self.client: AsyncClient | None = None
-        self._work = asyncio.Event()
-        self._senders: dict[str, asyncio.Task[None]] = {}
+        self.delivery = Delivery(store, CHANNEL, self.answer, self._send)
         self._tasks: list[asyncio.Task[None]] = []
         self._choices: dict[str, list[Choice]] = {}
         self._answers: OrderedDict[str, str] = OrderedDict()  # our event id -> answer id, for reactions
@@ -118,16 +118,14 @@ class MatrixChannel:
             self.store.receive(CHANNEL, self._invitations(initial))
             self.store.set_state("matrix:since", initial.next_batch)
         self._tasks.append(asyncio.create_task(self._sync_forever(), name="matrix-sync"))
-        self._tasks.append(asyncio.create_task(self._process_forever(), name="matrix-process"))
-        for room_id in {row[1] for row in self.store.outbox(CHANNEL)}:
-            self._kick(room_id)
-        self._work.set()
+        self.delivery.start()
         log.info("matrix channel started (end-to-end encryption %s)", "on" if self.encrypted else "unavailable")
 
     async def stop(self) -> None:
-        for task in [*self._tasks, *self._senders.values()]:
+        for task in self._tasks:
             task.cancel()
-        await asyncio.gather(*self._tasks, *self._senders.values(), return_exceptions=True)
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.delivery.stop()
         if self.client is not None:
             await self.client.close()
 
@@ -202,7 +200,7 @@ class MatrixChannel:
             since = response.next_batch
             self.store.set_state("matrix:since", since)  # only after the events are stored
             self.store.set_state("matrix:since_ts", str(int(time.time() * 1000)))
-            self._work.set()
+            self.delivery.notify()
             self.synced.set()
 
     async def _encryption_chores(self) -> None:
@@ -282,15 +280,8 @@ class MatrixChannel:
 
     # -- handling -----------------------------------------------------------------------------------
 
-    async def _process_forever(self) -> None:
-        while True:
-            await self._work.wait()
-            self._work.clear()
-            while batch := self.store.pending(CHANNEL):
-                for event_id, room_id, payload in batch:
-                    await self.process(event_id, room_id, payload)
-
-    async def process(self, event_id: str, room_id: str, payload: str) -> None:
+    async def answer(self, event_id: str, room_id: str, payload: str) -> list[dict[str, Any]]:
+        """The Matrix messages that answer one stored event (or invitation)."""
         record = json.loads(payload)
         replies: list[Reply] = []
         if record.get("kind") == "invite":
@@ -299,11 +290,7 @@ class MatrixChannel:
             incoming = self.to_incoming(record)
             if incoming is not None:
                 replies = await self.dispatcher.handle(incoming)
-        language = replies[0].language if replies else self.dispatcher.settings.default_language
-        bodies = [json.dumps(self._render(r, room_id, language)) for r in replies]
-        self.store.handled(CHANNEL, event_id, room_id, bodies)
-        if bodies:
-            self._kick(room_id)
+        return [self._render(r, room_id) for r in replies]
 
     async def _accept_invite(self, room_id: str, inviter: str) -> list[Reply]:
         assert self.client is not None
@@ -341,7 +328,7 @@ class MatrixChannel:
             return Incoming(CHANNEL, room, sender, body[1:].lower(), Kind.COMMAND)
         return Incoming(CHANNEL, room, sender, body)
 
-    def _render(self, reply: Reply, room_id: str, language: str) -> dict[str, Any]:
+    def _render(self, reply: Reply, room_id: str) -> dict[str, Any]:
         """A reply as an m.notice: plain body and escaped HTML, choices as a numbered list."""
         text = reply.text
         choices = [c for c in reply.choices if not c.action.startswith("feedback:")]
@@ -354,19 +341,7 @@ class MatrixChannel:
 
     # -- sending ------------------------------------------------------------------------------------
 
-    def _kick(self, room_id: str) -> None:
-        task = self._senders.get(room_id)
-        if task is None or task.done():
-            self._senders[room_id] = asyncio.create_task(self._drain(room_id), name=f"matrix-send-{room_id}")
-
-    async def _drain(self, room_id: str) -> None:
-        while rows := self.store.outbox(CHANNEL, room_id, limit=20):
-            for outbox_id, _room, source, part, body in rows:
-                await self._send(room_id, source, part, json.loads(body))
-                self.store.sent(outbox_id)
-        self._senders.pop(room_id, None)
-
-    async def _send(self, room_id: str, source: str, part: int, message: dict[str, Any]) -> None:
+    async def _send(self, room_id: str, source: str, part: int, message: dict[str, Any]) -> bool:
         """Send until the homeserver accepts; the transaction id makes a repeated send harmless."""
         assert self.client is not None
         content = {
@@ -395,10 +370,10 @@ class MatrixChannel:
                         self._answers[response.event_id] = message["answer_id"]
                         while len(self._answers) > 10_000:
                             self._answers.popitem(last=False)
-                    return
+                    return True
                 if response.status_code in ("M_FORBIDDEN", "M_NOT_FOUND"):
-                    log.info("a matrix room can no longer be written to; its reply is dropped")
-                    return
+                    log.info("a matrix room can no longer be written to; its replies are dropped")
+                    return False
                 retry = (response.retry_after_ms or 0) / 1000
                 log.warning("matrix refused a send (%s); retrying", response.status_code)
                 if retry:

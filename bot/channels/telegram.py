@@ -16,6 +16,7 @@ import json
 import logging
 import time
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from aiohttp import web
@@ -25,6 +26,7 @@ from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, Tele
 from telegram.request import HTTPXRequest
 
 from bot.config import Settings
+from bot.delivery import Delivery
 from bot.dispatcher import COMMAND_DESCRIPTIONS, Dispatcher
 from bot.messages import Choice, Incoming, Kind, Reply
 from bot.render import split_text, to_html
@@ -60,9 +62,9 @@ def to_incoming(update: Update, bot_username: str) -> Incoming | None:
     """The neutral message of an update, or None for what the bot must not answer (group chatter)."""
     if update.callback_query is not None:
         query = update.callback_query
-        chat = query.message.chat.id if query.message else query.from_user.id
+        origin = query.message.chat.id if query.message else query.from_user.id
         return Incoming(
-            CHANNEL, str(chat), str(query.from_user.id), query.data or "", Kind.CHOICE, _hint(query.from_user)
+            CHANNEL, str(origin), str(query.from_user.id), query.data or "", Kind.CHOICE, _hint(query.from_user)
         )
     edited = update.edited_message is not None
     message = update.message or update.edited_message
@@ -184,8 +186,7 @@ class TelegramChannel:
             get_updates_request=HTTPXRequest(connection_pool_size=2, read_timeout=POLL_TIMEOUT + 10),
         )
         self.pace = _Pace(settings.telegram_max_per_second)
-        self._work = asyncio.Event()
-        self._senders: dict[str, asyncio.Task[None]] = {}
+        self.delivery = Delivery(store, CHANNEL, self.answer, self._send)
         self._tasks: list[asyncio.Task[None]] = []
         self._webhook: web.AppRunner | None = None
         self.username = ""
@@ -201,16 +202,14 @@ class TelegramChannel:
         else:
             await self._until_done(lambda: self.bot.delete_webhook(drop_pending_updates=False))
             self._tasks.append(asyncio.create_task(self._poll_forever(), name="telegram-poll"))
-        self._tasks.append(asyncio.create_task(self._process_forever(), name="telegram-process"))
-        for chat_id in {row[1] for row in self.store.outbox(CHANNEL)}:
-            self._kick(chat_id)
-        self._work.set()
+        self.delivery.start()
         log.info("telegram channel started")
 
     async def stop(self) -> None:
-        for task in [*self._tasks, *self._senders.values()]:
+        for task in self._tasks:
             task.cancel()
-        await asyncio.gather(*self._tasks, *self._senders.values(), return_exceptions=True)
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.delivery.stop()
         if self._webhook is not None:
             await self._webhook.cleanup()
         await self.bot.shutdown()
@@ -219,7 +218,7 @@ class TelegramChannel:
         for language in (None, *self.settings.languages):
             gettext = self.dispatcher.catalogs.get(language or "en").gettext
             commands = [BotCommand(name, gettext(description)) for name, description in COMMAND_DESCRIPTIONS.items()]
-            await self._until_done(lambda c=commands, lang=language: self.bot.set_my_commands(c, language_code=lang))
+            await self._until_done(partial(self.bot.set_my_commands, commands, language_code=language))
 
     async def _until_done(self, call: Callable[[], Any]) -> Any:
         """Retry a call until Telegram accepts it, waiting as asked and backing off on network errors."""
@@ -242,7 +241,7 @@ class TelegramChannel:
         offset: int | None = None
         while True:
             updates = await self._until_done(
-                lambda o=offset: self.bot.get_updates(offset=o, timeout=POLL_TIMEOUT, allowed_updates=UPDATE_TYPES)
+                partial(self.bot.get_updates, offset=offset, timeout=POLL_TIMEOUT, allowed_updates=UPDATE_TYPES)
             )
             if not updates:
                 continue
@@ -255,7 +254,7 @@ class TelegramChannel:
             (str(u["update_id"]), _chat_of(u), json.dumps(u, ensure_ascii=False)) for u in updates if "update_id" in u
         ]
         self.store.receive(CHANNEL, rows)
-        self._work.set()
+        self.delivery.notify()
 
     async def _start_webhook(self) -> None:
         app = web.Application(client_max_size=1 << 20)
@@ -286,16 +285,8 @@ class TelegramChannel:
 
     # -- handling -----------------------------------------------------------------------------------
 
-    async def _process_forever(self) -> None:
-        while True:
-            await self._work.wait()
-            self._work.clear()
-            while batch := self.store.pending(CHANNEL):
-                for update_id, chat_id, payload in batch:
-                    await self.process(update_id, chat_id, payload)
-
-    async def process(self, update_id: str, chat_id: str, payload: str) -> None:
-        """Answer one stored update and queue the replies, marking it handled in the same step."""
+    async def answer(self, update_id: str, chat_id: str, payload: str) -> list[dict[str, Any]]:
+        """The Telegram messages that answer one stored update."""
         update: Update | None = None
         try:
             update = Update.de_json(json.loads(payload), self.bot)
@@ -311,14 +302,7 @@ class TelegramChannel:
             if update.callback_query is not None:
                 await self._answer_callback(update.callback_query.id)
             replies = await self.dispatcher.handle(incoming)
-        bodies = [
-            json.dumps({**m, "group": _is_group(chat_id), "person": person})
-            for r in replies
-            for m in render_messages(r)
-        ]
-        self.store.handled(CHANNEL, update_id, chat_id, bodies)
-        if bodies:
-            self._kick(chat_id)
+        return [{**m, "group": _is_group(chat_id), "person": person} for r in replies for m in render_messages(r)]
 
     async def _answer_callback(self, query_id: str) -> None:
         # only stops the button's spinner; the answer itself goes through the outbox
@@ -327,20 +311,7 @@ class TelegramChannel:
 
     # -- sending ------------------------------------------------------------------------------------
 
-    def _kick(self, chat_id: str) -> None:
-        task = self._senders.get(chat_id)
-        if task is None or task.done():
-            self._senders[chat_id] = asyncio.create_task(self._drain(chat_id), name=f"telegram-send-{chat_id}")
-
-    async def _drain(self, chat_id: str) -> None:
-        while rows := self.store.outbox(CHANNEL, chat_id, limit=20):
-            for outbox_id, _chat, _source, _part, body in rows:
-                if not await self._send(chat_id, json.loads(body)):
-                    return
-                self.store.sent(outbox_id)
-        self._senders.pop(chat_id, None)
-
-    async def _send(self, chat_id: str, message: dict[str, Any]) -> bool:
+    async def _send(self, chat_id: str, _source: str, _part: int, message: dict[str, Any]) -> bool:
         """Send one message until it is delivered; False if the chat can no longer be reached."""
         markup = None
         if message.get("buttons"):
@@ -365,8 +336,6 @@ class TelegramChannel:
                 log.info("a telegram chat blocked the bot; its queued replies are dropped")
                 if message.get("person"):
                     self.store.mark_unreachable(message["person"])
-                self.store.drop_chat(CHANNEL, chat_id)
-                self._senders.pop(chat_id, None)
                 return False
             except BadRequest as error:
                 log.error("telegram refused a message (%s); it is skipped", error.message[:80])
