@@ -128,10 +128,11 @@ class Dispatcher:
     def understand(self, text: str, hint: str | None = None, previous: str | None = None) -> Understanding:
         detection = self.detector.detect(text, hint=hint, previous=previous)
         match = self.matcher.match(text, detection.language)
-        emergency = self.emergencies.detect(text) is not None or self.matcher.score_of(match, EMERGENCY) >= max(
+        close_to_emergency = self.matcher.score_of(match, EMERGENCY) >= max(
             EMERGENCY_FLOOR, EMERGENCY_SHARE * match.best_score
         )
-        return Understanding(detection.language, bool(emergency), match)
+        emergency = self.emergencies.detect(text) is not None or match.topic == EMERGENCY or close_to_emergency
+        return Understanding(detection.language, emergency, match)
 
     def reply(self, incoming: Incoming, key: str) -> list[Reply]:
         """The whole decision for one message, synchronous: see the module docstring for the order."""

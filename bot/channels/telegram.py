@@ -14,6 +14,7 @@ import contextlib
 import datetime as dt
 import json
 import logging
+import os
 import time
 from collections.abc import Callable
 from functools import partial
@@ -33,6 +34,7 @@ from bot.render import split_text, to_html
 from bot.store import Store
 
 log = logging.getLogger(__name__)
+os.environ.setdefault("PTB_TIMEDELTA", "1")  # time periods as timedelta, the form future versions use
 
 CHANNEL = "telegram"
 MESSAGE_LIMIT = 3800  # Telegram allows 4096 characters; leave room for what escaping adds
@@ -167,7 +169,7 @@ class _Pace:
 
 
 def _retry_seconds(error: RetryAfter) -> float:
-    value = error._retry_after
+    value = error.retry_after  # a timedelta, as PTB_TIMEDELTA asks for below
     return value.total_seconds() if isinstance(value, dt.timedelta) else float(value)
 
 
