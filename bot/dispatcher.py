@@ -150,7 +150,7 @@ class Dispatcher:
 
         if understanding and understanding.emergency:
             return self._finish(state, self._emergency(state))
-        if not self.limiter.allow(key):
+        if not self.limiter.allow(key, incoming.sent_at):
             minutes = max(1, round(self.limiter.wait_seconds(key) / 60))
             text = (
                 self.catalogs.get(state.language)

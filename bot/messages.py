@@ -37,6 +37,7 @@ class Incoming:
     kind: Kind = Kind.TEXT
     language_hint: str | None = None  # the language the chat app reports
     reference: str | None = None  # the answer a feedback refers to
+    sent_at: float | None = None  # when the platform received it (Unix time), if known
 
 
 @dataclass(frozen=True, slots=True)

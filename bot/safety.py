@@ -78,16 +78,21 @@ class EmergencyDetector:
 class RateLimiter:
     """A token bucket per person: bursts are fine, floods are slowed, others are unaffected."""
 
-    def __init__(self, per_minute: int, burst: int, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, per_minute: int, burst: int, clock: Callable[[], float] = time.time) -> None:
         self.rate = per_minute / 60.0
         self.burst = float(burst)
         self.clock = clock
         self._buckets: dict[str, tuple[float, float]] = {}
 
-    def allow(self, person: str) -> bool:
+    def allow(self, person: str, sent_at: float | None = None) -> bool:
+        """Whether `person` may send now. `sent_at` (when the platform received the message) counts
+        instead of the time of handling, so messages that waited while the bot was down are no flood."""
         now = self.clock()
+        if sent_at is not None and sent_at < now:
+            now = sent_at
         tokens, last = self._buckets.get(person, (self.burst, now))
-        tokens = min(self.burst, tokens + (now - last) * self.rate)
+        tokens = min(self.burst, tokens + max(0.0, now - last) * self.rate)
+        now = max(now, last)
         allowed = tokens >= 1.0
         self._buckets[person] = (tokens - 1.0 if allowed else tokens, now)
         if len(self._buckets) > 100_000:  # forget people whose buckets are full again

@@ -49,3 +49,11 @@ def test_rate_limiter_allows_a_burst_then_slows_one_person_only() -> None:
     now[0] += 10  # one token per 10 seconds
     assert limiter.allow("a")
     assert not limiter.allow("a")
+
+
+def test_messages_that_waited_while_the_bot_was_down_are_no_flood() -> None:
+    now = [10_000.0]
+    limiter = RateLimiter(per_minute=6, burst=3, clock=lambda: now[0])
+    sent_over_ten_minutes = [now[0] - 600 + 60 * i for i in range(10)]  # one a minute, handled all at once now
+    assert all(limiter.allow("a", sent_at=t) for t in sent_over_ten_minutes)
+    assert [limiter.allow("b", sent_at=now[0]) for _ in range(4)] == [True, True, True, False]

@@ -17,6 +17,7 @@ import json
 import logging
 import time
 from collections import OrderedDict
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -311,6 +312,10 @@ class MatrixChannel:
         return await self.dispatcher.handle(Incoming(CHANNEL, room_id, inviter, "start", Kind.COMMAND))
 
     def to_incoming(self, record: dict[str, Any]) -> Incoming | None:
+        incoming = self._incoming(record)
+        return replace(incoming, sent_at=record["ts"] / 1000) if incoming and record.get("ts") else incoming
+
+    def _incoming(self, record: dict[str, Any]) -> Incoming | None:
         room, sender, kind = record["room"], record["sender"], record["kind"]
         if kind == Kind.FEEDBACK.value:
             verdict = REACTIONS.get(record.get("key", ""))

@@ -17,6 +17,7 @@ import logging
 import os
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from functools import partial
 from typing import Any
 
@@ -303,6 +304,9 @@ class TelegramChannel:
             self.store.reachable_again(person)
             if update.callback_query is not None:
                 await self._answer_callback(update.callback_query.id)
+            message = update.message or update.edited_message
+            if message is not None and message.date is not None:
+                incoming = replace(incoming, sent_at=message.date.timestamp())
             replies = await self.dispatcher.handle(incoming)
         return [{**m, "group": _is_group(chat_id), "person": person} for r in replies for m in render_messages(r)]
 
