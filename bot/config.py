@@ -24,7 +24,7 @@ class Settings:
     default_language: str = "en"
     pseudonym_key: str = ""
     log_level: str = "INFO"
-    match_threshold: float = 0.32
+    match_threshold: float = 0.38
     max_message_chars: int = 2000
     rate_limit_per_minute: int = 20
     rate_limit_burst: int = 10

@@ -50,7 +50,7 @@ class Matcher:
     def __init__(
         self,
         examples: Mapping[str, Mapping[str, Sequence[str]]],
-        threshold: float = 0.32,
+        threshold: float = 0.38,
         alternative_ratio: float = 0.7,
     ) -> None:
         """`examples` maps topic id to {language: [phrases]}."""
