@@ -45,6 +45,9 @@ PRIVATE_INTERVAL = 1.0  # about one message per second per chat
 GROUP_INTERVAL = 3.0  # twenty per minute per group
 CHAT_BURST = 3
 MAX_BACKOFF = 60.0
+# Sends waiting inside httpx's connection pool cost time per waiting request (its queue is scanned on every
+# change), so no more sends are started than the pool has connections; the rest wait here, cheaply.
+SENDS_IN_FLIGHT = 16
 
 _KINDS = (
     ("photo", Kind.PHOTO),
@@ -185,10 +188,11 @@ class TelegramChannel:
         self.bot = Bot(
             settings.telegram_token,
             base_url=base,
-            request=HTTPXRequest(connection_pool_size=64, read_timeout=20, connect_timeout=10),
+            request=HTTPXRequest(connection_pool_size=SENDS_IN_FLIGHT, read_timeout=20, connect_timeout=10),
             get_updates_request=HTTPXRequest(connection_pool_size=2, read_timeout=POLL_TIMEOUT + 10),
         )
         self.pace = _Pace(settings.telegram_max_per_second)
+        self._in_flight = asyncio.Semaphore(SENDS_IN_FLIGHT)
         self.delivery = Delivery(store, CHANNEL, self.answer, self._send)
         self._tasks: list[asyncio.Task[None]] = []
         self._webhook: web.AppRunner | None = None
@@ -328,13 +332,14 @@ class TelegramChannel:
         while True:
             await self.pace.wait(chat_id, bool(message.get("group")))
             try:
-                await self.bot.send_message(
-                    chat_id,
-                    message["html"],
-                    parse_mode=ParseMode.HTML,
-                    reply_markup=markup,
-                    disable_web_page_preview=True,
-                )
+                async with self._in_flight:
+                    await self.bot.send_message(
+                        chat_id,
+                        message["html"],
+                        parse_mode=ParseMode.HTML,
+                        reply_markup=markup,
+                        disable_web_page_preview=True,
+                    )
                 return True
             except RetryAfter as error:
                 await asyncio.sleep(_retry_seconds(error))
