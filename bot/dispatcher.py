@@ -128,9 +128,7 @@ class Dispatcher:
     def understand(self, text: str, hint: str | None = None, previous: str | None = None) -> Understanding:
         detection = self.detector.detect(text, hint=hint, previous=previous)
         match = self.matcher.match(text, detection.language)
-        close_to_emergency = self.matcher.score_of(match, EMERGENCY) >= max(
-            EMERGENCY_FLOOR, EMERGENCY_SHARE * match.best_score
-        )
+        close_to_emergency = match.score(EMERGENCY) >= max(EMERGENCY_FLOOR, EMERGENCY_SHARE * match.best_score)
         emergency = self.emergencies.detect(text) is not None or match.topic == EMERGENCY or close_to_emergency
         return Understanding(detection.language, emergency, match)
 

@@ -14,7 +14,6 @@ import math
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from functools import lru_cache
 from itertools import pairwise
 
 from rapidfuzz import fuzz, process
@@ -42,6 +41,10 @@ class Match:
     @property
     def best_score(self) -> float:
         return self.scores[0][1] if self.scores else 0.0
+
+    def score(self, topic: str) -> float:
+        """The score `topic` got for this message (0 if it was not among the best)."""
+        return dict(self.scores).get(topic, 0.0)
 
 
 class Matcher:
@@ -79,7 +82,7 @@ class Matcher:
         for word in words:
             if len(word) >= _FUZZY_MIN_LEN:
                 self._words_by_initial[word[0]].append(word)
-        self.topics = tuple(t for t in self._examples if t != NULL_TOPIC)
+        self._near_cache: dict[str, tuple[str, float] | None] = {}
 
     def match(self, text: str, language: str | None = None) -> Match:
         """Rank every topic for `text`; `language` narrows the whole-message comparison."""
@@ -124,9 +127,6 @@ class Matcher:
             return Match(None, best if best_topic != NULL_TOPIC else 0.0, shown, scores)
         return Match(best_topic, min(best, 1.0), alternatives, scores)
 
-    def score_of(self, match: Match, topic: str) -> float:
-        return dict(match.scores).get(topic, 0.0)
-
     def _word_evidence(self, word: str) -> tuple[float, dict[str, float]]:
         """How informative a message word is, and how strongly it points to each topic."""
         strengths: dict[str, float] = {}
@@ -154,7 +154,13 @@ class Matcher:
                 yield "w:" + known, similarity / 100 * 0.9
 
     def _nearest_word(self, word: str) -> tuple[str, float] | None:
-        return _nearest(word, self._words_by_initial.get(word[0], ()))
+        """The known word closest in spelling (same first letter), remembered: typos repeat."""
+        if word in self._near_cache:
+            return self._near_cache[word]
+        found = _nearest(word, self._words_by_initial.get(word[0], ()))
+        if len(self._near_cache) < 50_000:
+            self._near_cache[word] = found
+        return found
 
     def _phrase_similarity(self, topic: str, phrase: str, language: str | None) -> float:
         by_language = self._examples.get(topic, {})
@@ -167,12 +173,6 @@ class Matcher:
 
 def _features(word: str) -> tuple[str, ...]:
     return ("w:" + word, *("s:" + s for s in stems(word)))
-
-
-@lru_cache(maxsize=16384)
-def _nearest_cached(word: str, candidates: tuple[str, ...]) -> tuple[str, float] | None:
-    found = process.extractOne(word, candidates, scorer=fuzz.ratio, score_cutoff=_FUZZY_MIN)
-    return (found[0], found[1]) if found else None
 
 
 def _nearest(word: str, candidates: Sequence[str]) -> tuple[str, float] | None:

@@ -29,26 +29,19 @@ def to_html(text: str, language: str) -> str:
 
 def split_text(text: str, limit: int) -> list[str]:
     """Cut text into parts of at most `limit` characters, at paragraph, then line, then word boundaries."""
-    if len(text) <= limit:
-        return [text]
     parts: list[str] = []
     current = ""
-    for separator, pieces in (("\n\n", text.split("\n\n")),):
-        for piece in pieces:
-            candidate = f"{current}{separator}{piece}" if current else piece
-            if len(candidate) <= limit:
-                current = candidate
-                continue
-            if current:
-                parts.append(current)
-            if len(piece) <= limit:
-                current = piece
-            else:
-                chunks = _split_long(piece, limit)
-                parts.extend(chunks[:-1])
-                current = chunks[-1]
-    if current:
-        parts.append(current)
+    for paragraph in text.split("\n\n"):
+        candidate = f"{current}\n\n{paragraph}" if current else paragraph
+        if len(candidate) <= limit:
+            current = candidate
+            continue
+        if current:
+            parts.append(current)
+        chunks = [paragraph] if len(paragraph) <= limit else _split_long(paragraph, limit)
+        parts.extend(chunks[:-1])
+        current = chunks[-1]
+    parts.append(current)
     return parts
 
 
