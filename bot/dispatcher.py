@@ -260,8 +260,10 @@ class Dispatcher:
         state.failures = 0
         self.store.record_answer(HUMAN, state.language, 1.0, "human")
         _ = self.catalogs.get(state.language).gettext
+        # Until staff can take over chats here, say so honestly and name the way to reach them.
         text = _(
-            "I will pass your question to a staff member of the Welcome Center. They will answer you here in this chat."
+            "Writing with a person from the Welcome Center is not possible in this chat yet. "
+            "You can reach the Welcome Center Stuttgart directly: https://welcome.stuttgart.de"
         )
         return [Reply(text, state.language, handoff=True, topic=HUMAN, confidence=1.0)]
 
