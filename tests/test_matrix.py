@@ -91,17 +91,18 @@ async def test_invitation_greeting_questions_commands_and_feedback(
             assert first_words(knowledge, topic, language) in plain(answer.body), (language, answer.body[:80])
 
         await person.react(room, answer.event_id, "👍")
+        await person.wait_for_answers(room, 9)  # thanks for the feedback
+        assert channel.store.feedback_summary() == [("residence.naturalisation", "fa", 1, 0)]
         await person.say(room, "!help")
-        menu = (await person.wait_for_answers(room, 9))[-1]
+        menu = (await person.wait_for_answers(room, 10))[-1]
         assert "1." in menu.body
         await person.say(room, "/language")
-        await person.wait_for_answers(room, 10)
-        await person.send_image(room)
         await person.wait_for_answers(room, 11)
-        assert channel.store.feedback_summary() == [("residence.naturalisation", "fa", 1, 0)]
+        await person.send_image(room)
+        await person.wait_for_answers(room, 12)
 
         await person.say(room, "<b>bold</b> @room <a href='https://evil.example'>Kindergeld</a>")
-        reply = (await person.wait_for_answers(room, 12))[-1]
+        reply = (await person.wait_for_answers(room, 13))[-1]
         html = reply.source["content"]["formatted_body"]
         assert "<b>" not in html and "evil.example" not in html
     finally:
