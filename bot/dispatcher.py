@@ -369,24 +369,17 @@ class Dispatcher:
     def _privacy(self, state: _State) -> Reply:
         _ = self.catalogs.get(state.language).gettext
         answer = self.knowledge.answer("bot.privacy", state.language)
-        lines = [answer.text if answer else ""]
         person = state.person
         if person is None:
-            lines.append(_("I store nothing about you at the moment."))
+            held = _("I store nothing about you at the moment.")
         else:
-            lines.append(_("What I store about you now:"))
-            lines.append(
-                "• " + _("Language: {language}").format(language=language_name(person.language or state.language))
-            )
+            items = [_("Language: {language}").format(language=language_name(person.language or state.language))]
             if person.last_topic:
-                lines.append(
-                    "• "
-                    + _("Topic of your last question: {topic}").format(
-                        topic=self._title(person.last_topic, state.language)
-                    )
-                )
-            lines.append("• " + _("Time of your last message"))
-        text = "\n\n".join(line for line in lines[:2] if line) + ("\n" + "\n".join(lines[2:]) if len(lines) > 2 else "")
+                topic = self._title(person.last_topic, state.language)
+                items.append(_("Topic of your last question: {topic}").format(topic=topic))
+            items.append(_("Time of your last message"))
+            held = _("What I store about you now:") + "\n" + "\n".join("• " + item for item in items)
+        text = "\n\n".join(part for part in (answer.text if answer else "", held) if part)
         return Reply(
             text, state.language, (Choice(_("Delete my data"), "delete"),), topic="bot.privacy", confidence=1.0
         )
