@@ -9,6 +9,7 @@ import sys
 from typing import Any
 
 from bot.config import Settings
+from bot.store import Store
 from bot.wiring import build_dispatcher
 
 log = logging.getLogger(__name__)
@@ -52,7 +53,7 @@ async def run(settings: Settings) -> int:
     return 0
 
 
-async def _purge_daily(store, settings: Settings) -> None:  # type: ignore[no-untyped-def]
+async def _purge_daily(store: Store, settings: Settings) -> None:
     """Retention is enforced by the running bot too, not only by `welcomebot purge`."""
     while True:
         removed = store.purge(settings.retention_people_days)
