@@ -69,9 +69,14 @@ class Delivery:
                         self.kick(chat_id)
 
     async def _drain(self, chat_id: str) -> None:
-        while rows := self.store.outbox(self.channel, chat_id, limit=20):
-            for outbox_id, _chat, source, part, body in rows:
-                if not await self.send(chat_id, source, part, json.loads(body)):
-                    self.forget(chat_id)
-                    return
-                self.store.sent(outbox_id)
+        try:
+            while rows := self.store.outbox(self.channel, chat_id, limit=20):
+                for outbox_id, _chat, source, part, body in rows:
+                    if not await self.send(chat_id, source, part, json.loads(body)):
+                        self.forget(chat_id)
+                        return
+                    self.store.sent(outbox_id)
+        finally:
+            # a finished sender is forgotten, so the map holds only chats with something to send
+            if self._senders.get(chat_id) is asyncio.current_task():
+                del self._senders[chat_id]

@@ -367,7 +367,7 @@ class MatrixChannel:
                 response = await self.client.room_send(
                     room_id, "m.room.message", content, tx_id=tx_id, ignore_unverified_devices=True
                 )
-            except Exception as error:
+            except Exception as error:  # the homeserver may be gone: keep the reply and retry
                 log.warning("matrix send failed (%s); retrying in %.0f s", type(error).__name__, delay)
             else:
                 if not isinstance(response, RoomSendError):
