@@ -81,10 +81,15 @@ def cmd_chat(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from bot.runner import run
+    from bot.staff import StaffConfigError
 
     settings = _settings(args)
     setup_logging(settings)
-    return asyncio.run(run(settings))
+    try:
+        return asyncio.run(run(settings))
+    except (config.SettingsError, StaffConfigError) as exc:
+        print(f"Configuration error: {exc}", file=sys.stderr)
+        return 2
 
 
 def cmd_purge(args: argparse.Namespace) -> int:
@@ -93,8 +98,11 @@ def cmd_purge(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     store = Store(settings.db_path, pseudonym_key(settings))
-    removed = store.purge(settings.retention_people_days)
-    print(f"Removed {removed} people inactive for more than {settings.retention_people_days} days.")
+    removed = store.purge(settings.retention_people_days, settings.retention_handoff_days)
+    print(
+        f"Removed {removed} people inactive for more than {settings.retention_people_days} days "
+        f"and hand-off transcripts closed more than {settings.retention_handoff_days} days ago."
+    )
     return 0
 
 

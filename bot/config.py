@@ -45,6 +45,7 @@ class Settings:
     staff_matrix_room: str = ""
     staff_telegram_chat_id: str = ""
     staff_config: str = ""
+    staff_language: str = "de"
 
     @property
     def telegram_enabled(self) -> bool:
@@ -107,6 +108,9 @@ def from_env(env: Mapping[str, str] | None = None, dotenv: Path | None = None) -
     chat_id = env.get("STAFF_TELEGRAM_CHAT_ID", "").strip()
     if chat_id and not chat_id.lstrip("-").isdigit():
         raise SettingsError(f"STAFF_TELEGRAM_CHAT_ID must be a numeric chat id, got {chat_id!r}")
+    staff_language = env.get("STAFF_LANGUAGE", "de").strip() or "de"
+    if staff_language not in languages:
+        raise SettingsError(f"STAFF_LANGUAGE {staff_language!r} is not one of LANGUAGES")
     level = env.get("LOG_LEVEL", "INFO").strip().upper() or "INFO"
     if level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
         raise SettingsError(f"LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR, got {level!r}")
@@ -138,4 +142,5 @@ def from_env(env: Mapping[str, str] | None = None, dotenv: Path | None = None) -
         staff_matrix_room=env.get("STAFF_MATRIX_ROOM", "").strip(),
         staff_telegram_chat_id=chat_id,
         staff_config=env.get("STAFF_CONFIG", "").strip(),
+        staff_language=staff_language,
     )

@@ -48,7 +48,9 @@ class Delivery:
         self._work.set()
 
     def kick(self, chat_id: str) -> None:
-        """Make sure a sender drains this chat's outbox."""
+        """Make sure a sender drains this chat's outbox (once started; start() drains what is queued)."""
+        if self._processor is None:
+            return
         task = self._senders.get(chat_id)
         if task is None or task.done():
             self._senders[chat_id] = asyncio.create_task(self._drain(chat_id), name=f"{self.channel}-send")

@@ -13,13 +13,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from bot.config import Settings
-from bot.i18n import Catalogs, language_name
+from bot.handoff import STAFF_COMMANDS, Handoffs, origin_of
+from bot.i18n import N_, Catalogs, language_name
 from bot.knowledge import KnowledgeBase
 from bot.language import LanguageDetector
 from bot.matching import Match, Matcher
 from bot.messages import Choice, Incoming, Kind, Reply
 from bot.safety import EmergencyDetector, RateLimiter, clean
-from bot.store import Person, Store
+from bot.store import Person, Store, Ticket
 
 EMERGENCY = "safety.emergency"
 HUMAN = "bot.human"
@@ -31,11 +32,6 @@ EMERGENCY_SHARE = 0.8
 EMERGENCY_FLOOR = 0.4
 
 
-def N_(message: str) -> str:
-    """Mark a string for translation where it is defined; it is translated where it is shown."""
-    return message
-
-
 COMMAND_DESCRIPTIONS = {
     "start": N_("Start and choose your language"),
     "help": N_("Topics I can answer"),
@@ -43,6 +39,7 @@ COMMAND_DESCRIPTIONS = {
     "human": N_("Write with a person from the Welcome Center"),
     "privacy": N_("What I store about you"),
     "delete": N_("Delete everything I store about you"),
+    "end": N_("End the conversation with the Welcome Center"),
 }
 COMMANDS = tuple(COMMAND_DESCRIPTIONS)
 
@@ -115,6 +112,7 @@ class Dispatcher:
             settings.rate_limit_per_minute, settings.rate_limit_burst, **({"clock": clock} if clock else {})
         )
         self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
+        self.handoffs: Handoffs | None = None  # set when staff rooms are configured
 
     async def handle(self, incoming: Incoming) -> list[Reply]:
         """Answer one message. Messages of one person are handled strictly one after another."""
@@ -143,11 +141,12 @@ class Dispatcher:
         if incoming.kind is Kind.TEXT and not cleaned.empty:
             understanding = self.understand(cleaned.text, hint=hint, previous=previous)
             language = understanding.language
-        state = _State(key, person, language)
+        state = _State(key, person, language, incoming)
         state.language_known = bool(previous or hint or understanding)
+        ticket = self.handoffs.active(key) if self.handoffs else None
 
         if understanding and understanding.emergency:
-            return self._finish(state, self._emergency(state))
+            return self._finish(state, self._emergency(state, cleaned.text))
         if not self.limiter.allow(key, incoming.sent_at):
             minutes = max(1, round(self.limiter.wait_seconds(key) / 60))
             text = (
@@ -160,6 +159,10 @@ class Dispatcher:
                 .format(minutes=minutes)
             )
             return self._finish(state, [Reply(text, state.language)], save=False)
+        if ticket is not None:
+            relayed = self._relay(state, ticket, cleaned.text, cleaned.empty or cleaned.too_long, understanding)
+            if relayed is not None:
+                return self._finish(state, relayed)
         if incoming.kind is Kind.COMMAND:
             return self._finish(state, self._command(state, incoming.text.strip().lower()))
         if incoming.kind is Kind.CHOICE:
@@ -178,6 +181,8 @@ class Dispatcher:
                 [self._say(state, N_("Your message is too long for me. Please ask your question in a few sentences."))],
             )
         assert understanding is not None
+        if self.handoffs:
+            self.handoffs.recent.remember(key, cleaned.text, understanding.match.topic)
         return self._finish(state, self._answer(state, understanding.match))
 
     # -- the kinds of answers -------------------------------------------------------------------
@@ -247,25 +252,75 @@ class Dispatcher:
             choices.append(Choice(_("Show topics"), "help"))
         return Reply(text, state.language, tuple(choices), confidence=match.confidence, alternatives=match.alternatives)
 
-    def _emergency(self, state: _State) -> list[Reply]:
+    def _emergency(self, state: _State, text: str) -> list[Reply]:
+        """The emergency numbers first; then, where staff are reachable, an urgent hand-off."""
         state.topic = EMERGENCY
         self.store.record_answer(EMERGENCY, state.language, 1.0, "emergency")
         answer = self.knowledge.answer(EMERGENCY, state.language)
         _ = self.catalogs.get(state.language).gettext
-        text = answer.text if answer else _("In an emergency call 112 (ambulance, fire) or 110 (police).")
-        return [Reply(text, state.language, handoff=True, urgent=True, topic=EMERGENCY, confidence=1.0)]
+        numbers = answer.text if answer else _("In an emergency call 112 (ambulance, fire) or 110 (police).")
+        replies = [Reply(numbers, state.language, handoff=True, urgent=True, topic=EMERGENCY, confidence=1.0)]
+        if self.handoffs is None:
+            return replies
+        ticket = self.handoffs.active(state.key)
+        if ticket is not None and ticket.origin != origin_of(state.incoming):
+            self.handoffs.relay_from_person(ticket, state.incoming, text, EMERGENCY)
+            self.handoffs.emergency_during(ticket, state.incoming)
+            return replies
+        self.handoffs.recent.remember(state.key, text, EMERGENCY)
+        started = self.handoffs.start(state.key, state.incoming, state.language, urgent=True, topic=EMERGENCY)
+        note = _("I have also informed the Welcome Center team. If you are in danger, call 112 or 110 now.")
+        return [*replies, replace(started, text=note + "\n\n" + started.text)]
 
     def _human(self, state: _State) -> list[Reply]:
         state.topic = HUMAN
         state.failures = 0
         self.store.record_answer(HUMAN, state.language, 1.0, "human")
         _ = self.catalogs.get(state.language).gettext
-        # Until staff can take over chats here, say so honestly and name the way to reach them.
-        text = _(
-            "Writing with a person from the Welcome Center is not possible in this chat yet. "
-            "You can reach the Welcome Center Stuttgart directly: https://welcome.stuttgart.de"
-        )
-        return [Reply(text, state.language, handoff=True, topic=HUMAN, confidence=1.0)]
+        if self.handoffs is None:
+            # No staff room is configured: say so honestly and name the way to reach the Welcome Center.
+            text = _(
+                "Writing with a person from the Welcome Center is not possible in this chat yet. "
+                "You can reach the Welcome Center Stuttgart directly: https://welcome.stuttgart.de"
+            )
+            return [Reply(text, state.language, handoff=True, topic=HUMAN, confidence=1.0)]
+        started = self.handoffs.start(state.key, state.incoming, state.language, urgent=False, topic=state.topic)
+        return [replace(started, topic=HUMAN, confidence=1.0)]
+
+    def _relay(
+        self, state: _State, ticket: Ticket, text: str, unreadable: bool, understanding: Understanding | None
+    ) -> list[Reply] | None:
+        """During a hand-off, what the person writes or sends goes to staff; None: answer it as usual."""
+        assert self.handoffs is not None
+        incoming = state.incoming
+        if ticket.origin == origin_of(incoming):
+            return None  # the message that opened this ticket, handled again after a restart: same answer
+        if incoming.kind is Kind.COMMAND and incoming.text.strip().lower() in ("end", "human"):
+            return self._end_or_remind(state, ticket, incoming.text.strip().lower())
+        if incoming.kind is Kind.CHOICE and incoming.text == "handoff:end":
+            return self._end_or_remind(state, ticket, "end")
+        if incoming.kind is Kind.CHOICE and incoming.text == "delete:confirm":
+            self.handoffs.close(ticket, "deleted", origin_of(incoming))
+            return None
+        if incoming.kind in (Kind.COMMAND, Kind.CHOICE, Kind.FEEDBACK, Kind.EDITED, Kind.UNREADABLE):
+            return None
+        if incoming.kind is Kind.TEXT:
+            if unreadable:
+                return None
+            topic = understanding.match.topic if understanding else None
+            self.handoffs.relay_from_person(ticket, incoming, text, topic)
+            return []
+        self.handoffs.relay_from_person(ticket, incoming, "", None)
+        return []
+
+    def _end_or_remind(self, state: _State, ticket: Ticket, command: str) -> list[Reply]:
+        assert self.handoffs is not None
+        _ = self.catalogs.get(state.language).gettext
+        if command == "human":
+            text = _("You are already connected with the Welcome Center team. Just write your message here.")
+            return [Reply(text, state.language, (Choice(_("End conversation"), "handoff:end"),), handoff=True)]
+        self.handoffs.close(ticket, "person", origin_of(state.incoming))
+        return []
 
     def _command(self, state: _State, command: str) -> list[Reply]:
         _ = self.catalogs.get(state.language).gettext
@@ -291,6 +346,10 @@ class Dispatcher:
             ]
         if command == "human":
             return self._human(state)
+        if command == "end":
+            return [Reply(_("You are not talking with a staff member right now."), state.language)]
+        if command in STAFF_COMMANDS:
+            return [Reply(_("This command is only for Welcome Center staff."), state.language)]
         text = _("I do not know this command. These work: {commands}").format(
             commands=" ".join("/" + c for c in COMMANDS)
         )
@@ -322,6 +381,8 @@ class Dispatcher:
         if name == "feedback":
             answer_id, _sep, verdict = value.partition(":")
             return self._feedback(state, answer_id, verdict == "up")
+        if name == "handoff" and value == "end":
+            return [Reply(_("You are not talking with a staff member right now."), state.language)]
         if name == "delete":
             if value == "confirm":
                 self.store.forget_person(state.key)
@@ -378,6 +439,8 @@ class Dispatcher:
                 topic = self._title(person.last_topic, state.language)
                 items.append(_("Topic of your last question: {topic}").format(topic=topic))
             items.append(_("Time of your last message"))
+            if self.handoffs is not None:
+                items += self.handoffs.privacy_lines(state.key, state.language)
             held = _("What I store about you now:") + "\n" + "\n".join("• " + item for item in items)
         text = "\n\n".join(part for part in (answer.text if answer else "", held) if part)
         return Reply(
@@ -411,8 +474,9 @@ class Dispatcher:
 class _State:
     """What the dispatcher learns about a person while handling one message."""
 
-    def __init__(self, key: str, person: Person | None, language: str) -> None:
+    def __init__(self, key: str, person: Person | None, language: str, incoming: Incoming) -> None:
         self.key = key
+        self.incoming = incoming
         self.person = person
         self.language = language
         self.topic = person.last_topic if person else None

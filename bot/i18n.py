@@ -27,6 +27,11 @@ BERLIN = ZoneInfo("Europe/Berlin")
 DOMAIN = "messages"
 
 
+def N_(message: str) -> str:
+    """Mark a string for translation where it is defined; it is translated where it is shown."""
+    return message
+
+
 class Catalogs:
     """Translations for every supported language, loaded lazily and cached."""
 
@@ -70,8 +75,9 @@ def language_name(language: str) -> str:
 
 
 @cache
-def language_name_in_german(language: str) -> str:
-    return Locale.parse(language).get_display_name("de") or language
+def language_name_in(language: str, display_language: str) -> str:
+    """A language's name as staff read it, e.g. "Arabisch" in German."""
+    return Locale.parse(language).get_display_name(display_language) or language
 
 
 def format_time(moment: dt.datetime, language: str) -> str:

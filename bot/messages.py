@@ -38,6 +38,8 @@ class Incoming:
     language_hint: str | None = None  # the language the chat app reports
     reference: str | None = None  # the answer a feedback refers to
     sent_at: float | None = None  # when the platform received it (Unix time), if known
+    message_id: str | None = None  # the platform's id of the update or event, to act on it only once
+    attachment: dict[str, str] | None = None  # a file sent: the channel's reference, passed on in a hand-off
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,3 +64,35 @@ class Reply:
     alternatives: tuple[str, ...] = ()
     answer_id: str | None = None  # set on answers that can be rated 👍/👎
     meta: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class StaffMention:
+    """A staff member to notify, by permanent id on each platform."""
+
+    name: str
+    matrix_id: str = ""
+    telegram_id: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class StaffPost:
+    """One message from the bot into a ticket's thread in the staff rooms. `text` is plain text."""
+
+    ticket: int
+    text: str
+    root: bool = False  # the ticket's first message, which starts its thread
+    mentions: tuple[StaffMention, ...] = ()
+    attachment: dict[str, str] | None = None  # a file the person sent, by its source channel's reference
+
+
+@dataclass(frozen=True, slots=True)
+class StaffMessage:
+    """A message written in a staff room, by a permanent id, in a ticket's thread or outside one."""
+
+    room: str  # "matrix" or "telegram"
+    sender: str
+    text: str
+    event_id: str
+    thread: str | None = None  # the ticket's thread: Matrix root event id, Telegram forum topic id
+    is_file: bool = False

@@ -9,12 +9,14 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import hmac
+import json
 import sqlite3
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import sqlite_utils
 
@@ -82,6 +84,45 @@ MIGRATIONS: tuple[tuple[str, str], ...] = (
         );
         """,
     ),
+    (
+        "hand-off tickets, their transcripts and their threads in the staff rooms",
+        """
+        CREATE TABLE tickets (
+            id INTEGER PRIMARY KEY,
+            person TEXT NOT NULL,          -- pseudonym of the person
+            channel TEXT NOT NULL,
+            chat_id TEXT NOT NULL,         -- the person's chat: needed to relay staff replies
+            language TEXT NOT NULL,
+            urgent INTEGER NOT NULL DEFAULT 0,
+            status TEXT NOT NULL,          -- open, claimed, closed
+            staff TEXT,                    -- permanent id of the staff member who claimed it
+            origin TEXT NOT NULL UNIQUE,   -- the message that opened it: opening twice is harmless
+            topics TEXT NOT NULL DEFAULT '[]',
+            opened REAL NOT NULL,
+            last_activity REAL NOT NULL,
+            closed REAL
+        );
+        CREATE UNIQUE INDEX tickets_one_open ON tickets(person) WHERE status != 'closed';
+        CREATE INDEX tickets_status ON tickets(status, last_activity);
+        CREATE TABLE ticket_messages (
+            id INTEGER PRIMARY KEY,
+            ticket INTEGER NOT NULL REFERENCES tickets(id) ON DELETE CASCADE,
+            origin TEXT NOT NULL,          -- the platform message it came from: recorded once
+            author TEXT NOT NULL,          -- person, staff, note, bot
+            text TEXT NOT NULL,
+            topic TEXT,
+            created REAL NOT NULL,
+            UNIQUE (ticket, origin)
+        );
+        CREATE TABLE ticket_threads (
+            ticket INTEGER NOT NULL REFERENCES tickets(id) ON DELETE CASCADE,
+            room TEXT NOT NULL,            -- matrix or telegram staff room
+            thread TEXT NOT NULL,          -- Matrix thread root event id, Telegram forum topic id
+            PRIMARY KEY (ticket, room),
+            UNIQUE (room, thread)
+        );
+        """,
+    ),
 )
 
 
@@ -93,6 +134,41 @@ class Person:
     last_topic: str | None
     failures: int
     last_seen: float
+
+
+@dataclass(frozen=True, slots=True)
+class Ticket:
+    id: int
+    person: str
+    channel: str
+    chat_id: str
+    language: str
+    urgent: bool
+    status: str
+    staff: str | None
+    origin: str
+    topics: tuple[str, ...]
+    opened: float
+    last_activity: float
+    closed: float | None
+
+    @property
+    def is_open(self) -> bool:
+        return self.status != "closed"
+
+
+_TICKET_COLUMNS = (
+    "id, person, channel, chat_id, language, urgent, status, staff, origin, topics, opened, last_activity, closed"
+)
+
+
+def _ticket(row: tuple[Any, ...] | None) -> Ticket | None:
+    if row is None:
+        return None
+    values = list(row)
+    values[5] = bool(values[5])
+    values[9] = tuple(json.loads(values[9]))
+    return Ticket(*values)
 
 
 class Store:
@@ -264,16 +340,120 @@ class Store:
         cutoff = self.clock() - older_than_seconds
         return self.db.execute("DELETE FROM inbox WHERE handled = 1 AND received < ?", [cutoff]).rowcount
 
-    def forget_person(self, key: str) -> None:
-        self.db.execute("DELETE FROM people WHERE key = ?", [key])
+    def enqueue(self, channel: str, chat_id: str, source: str, bodies: list[str]) -> bool:
+        """Queue messages that answer no inbox update (relays); the same source twice is stored once."""
+        now = self.clock()
+        with self.transaction():
+            before = self.db.conn.total_changes
+            self.db.conn.executemany(
+                "INSERT OR IGNORE INTO outbox (channel, chat_id, source, part, body, created) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                [(channel, chat_id, source, part, body, now) for part, body in enumerate(bodies)],
+            )
+            return self.db.conn.total_changes > before
 
-    def purge(self, people_days: int) -> int:
-        """Delete people inactive for longer than the retention period; returns how many."""
-        cutoff = self.clock() - people_days * 86400
-        cursor = self.db.execute("DELETE FROM people WHERE last_seen < ?", [cutoff])
+    # -- hand-off tickets ---------------------------------------------------------------------------
+
+    def open_ticket(
+        self, person: str, channel: str, chat_id: str, language: str, urgent: bool, origin: str, topics: list[str]
+    ) -> tuple[Ticket, bool]:
+        """The person's open ticket, opened now if there is none; True if it was opened now."""
+        with self.transaction():
+            existing = self.ticket_by_origin(origin) or self.open_ticket_of(person)
+            if existing is not None:
+                return existing, False
+            now = self.clock()
+            cursor = self.db.conn.execute(
+                "INSERT INTO tickets (person, channel, chat_id, language, urgent, status, origin, topics, opened, "
+                "last_activity) VALUES (?, ?, ?, ?, ?, 'open', ?, ?, ?, ?)",
+                [person, channel, chat_id, language, int(urgent), origin, json.dumps(topics), now, now],
+            )
+        ticket = self.ticket(int(cursor.lastrowid or 0))
+        assert ticket is not None
+        return ticket, True
+
+    def ticket(self, ticket_id: int) -> Ticket | None:
+        return _ticket(self.db.execute(f"SELECT {_TICKET_COLUMNS} FROM tickets WHERE id = ?", [ticket_id]).fetchone())
+
+    def ticket_by_origin(self, origin: str) -> Ticket | None:
+        return _ticket(self.db.execute(f"SELECT {_TICKET_COLUMNS} FROM tickets WHERE origin = ?", [origin]).fetchone())
+
+    def open_ticket_of(self, person: str) -> Ticket | None:
+        query = f"SELECT {_TICKET_COLUMNS} FROM tickets WHERE person = ? AND status != 'closed'"
+        return _ticket(self.db.execute(query, [person]).fetchone())
+
+    def tickets_of(self, person: str) -> list[Ticket]:
+        rows = self.db.execute(f"SELECT {_TICKET_COLUMNS} FROM tickets WHERE person = ? ORDER BY id", [person])
+        return [t for t in map(_ticket, rows.fetchall()) if t is not None]
+
+    def open_tickets(self) -> list[Ticket]:
+        rows = self.db.execute(f"SELECT {_TICKET_COLUMNS} FROM tickets WHERE status != 'closed' ORDER BY id")
+        return [t for t in map(_ticket, rows.fetchall()) if t is not None]
+
+    def update_ticket(self, ticket_id: int, **changes: object) -> None:
+        """Change status, staff, urgent or topics; every change counts as activity."""
+        allowed = {"status", "staff", "urgent", "topics", "closed"}
+        assert set(changes) <= allowed, set(changes) - allowed
+        values = {k: json.dumps(v) if k == "topics" else v for k, v in changes.items()}
+        values["last_activity"] = self.clock()
+        assignments = ", ".join(f"{column} = ?" for column in values)
+        self.db.execute(f"UPDATE tickets SET {assignments} WHERE id = ?", [*values.values(), ticket_id])
+
+    def add_ticket_message(self, ticket_id: int, origin: str, author: str, text: str, topic: str | None) -> bool:
+        """Add to the transcript; False if this platform message was recorded before."""
+        now = self.clock()
+        cursor = self.db.execute(
+            "INSERT OR IGNORE INTO ticket_messages (ticket, origin, author, text, topic, created) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            [ticket_id, origin, author, text, topic, now],
+        )
+        if cursor.rowcount:
+            self.db.execute("UPDATE tickets SET last_activity = ? WHERE id = ?", [now, ticket_id])
+        return cursor.rowcount > 0
+
+    def ticket_message_count(self, ticket_id: int) -> int:
+        return int(self.db.execute("SELECT COUNT(*) FROM ticket_messages WHERE ticket = ?", [ticket_id]).fetchone()[0])
+
+    def set_thread(self, ticket_id: int, room: str, thread: str) -> None:
+        self.db.execute(
+            "INSERT OR REPLACE INTO ticket_threads (ticket, room, thread) VALUES (?, ?, ?)", [ticket_id, room, thread]
+        )
+
+    def thread_of(self, ticket_id: int, room: str) -> str | None:
+        row = self.db.execute(
+            "SELECT thread FROM ticket_threads WHERE ticket = ? AND room = ?", [ticket_id, room]
+        ).fetchone()
+        return str(row[0]) if row else None
+
+    def ticket_by_thread(self, room: str, thread: str) -> Ticket | None:
+        query = "SELECT ticket FROM ticket_threads WHERE room = ? AND thread = ?"
+        row = self.db.execute(query, [room, thread]).fetchone()
+        return self.ticket(int(row[0])) if row else None
+
+    def forget_person(self, key: str) -> None:
+        """Erase a person and their hand-off transcripts (messages and threads go with their tickets)."""
+        with self.transaction():
+            self.db.conn.execute("DELETE FROM people WHERE key = ?", [key])
+            self.db.conn.execute("DELETE FROM tickets WHERE person = ?", [key])
+            self.db.conn.execute("DELETE FROM unreachable WHERE key = ?", [key])
+
+    def purge(self, people_days: int, handoff_days: int = 30) -> int:
+        """Delete people inactive, and transcripts closed, longer than their retention periods.
+
+        Returns how many people and tickets were removed."""
+        now = self.clock()
+        cutoff = now - people_days * 86400
+        cursor = self.db.execute(
+            "DELETE FROM people WHERE last_seen < ? "
+            "AND key NOT IN (SELECT person FROM tickets WHERE status != 'closed')",
+            [cutoff],
+        )
         self.db.execute("DELETE FROM unreachable WHERE since < ?", [cutoff])
+        tickets = self.db.execute(
+            "DELETE FROM tickets WHERE status = 'closed' AND closed < ?", [now - handoff_days * 86400]
+        )
         self.forget_handled_updates(86400)
-        return cursor.rowcount
+        return cursor.rowcount + tickets.rowcount
 
     def close(self) -> None:
         self.db.conn.close()

@@ -6,13 +6,17 @@ import logging
 import secrets
 from pathlib import Path
 
-from bot.config import Settings
+from bot.config import Settings, SettingsError
+from bot.desk import StaffDesk
 from bot.dispatcher import Dispatcher
+from bot.handoff import Handoffs
 from bot.i18n import Catalogs
 from bot.knowledge import KnowledgeBase, load
 from bot.language import LanguageDetector
 from bot.matching import Matcher
+from bot.outlets import Outlets
 from bot.safety import EmergencyDetector
+from bot.staff import load_staff_config
 from bot.store import Store
 
 log = logging.getLogger(__name__)
@@ -68,3 +72,27 @@ def build_dispatcher(
     catalogs = Catalogs(settings.content_dir / "translations", settings.languages)
     store = store or Store(settings.db_path, pseudonym_key(settings))
     return Dispatcher(settings, knowledge, matcher, detector, emergencies, catalogs, store)
+
+
+def build_handoffs(settings: Settings, dispatcher: Dispatcher, outlets: Outlets) -> StaffDesk | None:
+    """Hand-off to staff, when a staff room is configured; the staff file is validated here, at start-up."""
+    if not (settings.staff_matrix_room or settings.staff_telegram_chat_id):
+        return None
+    if settings.staff_matrix_room and not settings.matrix_enabled:
+        raise SettingsError("STAFF_MATRIX_ROOM is set, but the Matrix channel is not (MATRIX_HOMESERVER, ...)")
+    if settings.staff_telegram_chat_id and not settings.telegram_enabled:
+        raise SettingsError("STAFF_TELEGRAM_CHAT_ID is set, but TELEGRAM_BOT_TOKEN is not")
+    if not settings.staff_config:
+        raise SettingsError("a staff room is set, so STAFF_CONFIG must name the staff file (see staff.example.yaml)")
+    staff = load_staff_config(settings.staff_config, settings.languages)
+    handoffs = Handoffs(
+        dispatcher.store,
+        outlets,
+        staff,
+        dispatcher.knowledge,
+        dispatcher.catalogs,
+        staff_language=settings.staff_language,
+        retention_days=settings.retention_handoff_days,
+    )
+    dispatcher.handoffs = handoffs
+    return StaffDesk(handoffs)

@@ -50,6 +50,9 @@ class Emulator:
     hang_sends: bool = False
     on_updates_delivered: Callable[[list[int]], None] | None = None
     enqueued_at: dict[int, float] = field(default_factory=dict)
+    members: dict[str, set[str]] = field(default_factory=dict)  # group chat id -> member user ids
+    files: dict[str, bytes] = field(default_factory=dict)  # file id -> content, for getFile and downloads
+    documents: list[tuple[str, str, bytes, int | None]] = field(default_factory=list)  # chat, name, data, thread
 
     def __post_init__(self) -> None:
         self._ids = itertools.count(1)
@@ -61,6 +64,7 @@ class Emulator:
     async def start(self) -> str:
         app = web.Application()
         app.router.add_route("*", "/bot{token}/{method}", self._handle)
+        app.router.add_get("/file/bot{token}/{path:.*}", self._download)
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.1)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
@@ -125,6 +129,14 @@ class Emulator:
 
     # -- what the bot did -----------------------------------------------------------------------
 
+    def staff_message(self, user_id: int, chat_id: int, thread: int | None, text: str) -> int:
+        """A staff member writes in the staff group, inside a ticket's forum topic (or outside any)."""
+        chat = {"id": chat_id, "type": "supergroup", "title": "Staff", "is_forum": True}
+        extra: dict[str, Any] = {"chat": chat}
+        if thread is not None:
+            extra.update(message_thread_id=thread, is_topic_message=True)
+        return self.message(user_id, text, **extra)
+
     def sent(self, chat_id: int | str | None = None) -> list[Sent]:
         return [c for c in self.calls if c.method == "sendMessage" and (chat_id is None or c.chat_id == str(chat_id))]
 
@@ -176,7 +188,26 @@ class Emulator:
         self.calls.append(Sent(method, params, time.monotonic()))
         if method == "getMe":
             return web.json_response({"ok": True, "result": BOT_USER})
-        if method in ("sendMessage", "editMessageText"):
+        if method == "getChatMember":
+            member = str(params.get("user_id")) in self.members.get(str(params.get("chat_id")), set())
+            user = {"id": int(params.get("user_id", 0)), "is_bot": False, "first_name": "Someone"}
+            return web.json_response({"ok": True, "result": {"status": "member" if member else "left", "user": user}})
+        if method == "createForumTopic":
+            topic = {"message_thread_id": next(self._message_ids), "name": params.get("name"), "icon_color": 0}
+            return web.json_response({"ok": True, "result": topic})
+        if method == "getFile":
+            file_id = str(params.get("file_id"))
+            if file_id not in self.files:
+                return web.json_response({"ok": False, "error_code": 400, "description": "file not found"}, status=400)
+            result = {"file_id": file_id, "file_unique_id": file_id, "file_path": f"files/{file_id}"}
+            return web.json_response({"ok": True, "result": {**result, "file_size": len(self.files[file_id])}})
+        if method == "sendDocument":
+            upload = params.get("document")
+            data = upload.file.read() if hasattr(upload, "file") else b""
+            name = getattr(upload, "filename", "") or ""
+            thread = params.get("message_thread_id")
+            self.documents.append((str(params.get("chat_id")), name, data, int(thread) if thread else None))
+        if method in ("sendMessage", "editMessageText", "sendDocument"):
             chat_id = params.get("chat_id")
             result = {
                 "message_id": next(self._message_ids),
@@ -187,6 +218,12 @@ class Emulator:
             }
             return web.json_response({"ok": True, "result": result})
         return web.json_response({"ok": True, "result": True})
+
+    async def _download(self, request: web.Request) -> web.Response:
+        file_id = request.match_info["path"].rsplit("/", 1)[-1]
+        if request.match_info["token"] != self.token or file_id not in self.files:
+            return web.Response(status=404)
+        return web.Response(body=self.files[file_id])
 
     async def _get_updates(self, params: dict[str, Any]) -> list[dict[str, Any]]:
         offset = int(params.get("offset") or 0)

@@ -13,18 +13,22 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import io
 import json
 import logging
 import time
 from collections import OrderedDict
 from dataclasses import replace
+from html import escape
 from pathlib import Path
 from typing import Any
 
 from nio import (
     AsyncClient,
     AsyncClientConfig,
+    DownloadError,
     InviteMemberEvent,
+    JoinedMembersError,
     JoinError,
     MegolmEvent,
     ReactionEvent,
@@ -33,16 +37,22 @@ from nio import (
     RoomMessageNotice,
     RoomMessagesError,
     RoomMessageText,
+    RoomResolveAliasError,
     RoomSendError,
     SyncError,
     SyncResponse,
+    UploadError,
     WhoamiError,
 )
+from nio.crypto.attachments import decrypt_attachment
 
 from bot.config import Settings
 from bot.delivery import Delivery
+from bot.desk import StaffDesk
 from bot.dispatcher import CHOICE_PROMPT, Dispatcher
-from bot.messages import Choice, Incoming, Kind, Reply
+from bot.handoff import FILE_LOST
+from bot.messages import Choice, Incoming, Kind, Reply, StaffMessage, StaffPost
+from bot.outlets import Outlets
 from bot.render import split_text, to_html
 from bot.store import Store
 
@@ -87,12 +97,37 @@ def event_record(room_id: str, event: Any) -> dict[str, Any] | None:
             return {**record, "kind": Kind.EDITED.value}
         msgtype = str(content.get("msgtype") or getattr(event, "msgtype", "") or "")
         body = getattr(event, "body", "") if isinstance(event, (RoomMessageText, RoomMessageEmote)) else ""
-        return {**record, "kind": _MSGTYPES.get(msgtype, Kind.OTHER).value, "body": str(body or "")}
+        record = {**record, "kind": _MSGTYPES.get(msgtype, Kind.OTHER).value, "body": str(body or "")}
+        thread = _thread_of(content)
+        if thread:
+            record["thread"] = thread
+        if content.get("url") or isinstance(content.get("file"), dict):
+            record["file"] = {
+                "channel": CHANNEL,
+                "url": str(content.get("url") or ""),
+                "encrypted": json.dumps(content["file"]) if isinstance(content.get("file"), dict) else "",
+                "name": str(content.get("body") or "file")[:200],
+                "mime": str((content.get("info") or {}).get("mimetype") or "application/octet-stream"),
+            }
+        return record
     return None
+
+
+def _thread_of(content: dict[str, Any]) -> str | None:
+    """The event a message answers in a thread, or by a plain reply: a ticket's thread in the staff room."""
+    relation = content.get("m.relates_to") or {}
+    if not isinstance(relation, dict):
+        return None
+    if relation.get("rel_type") == "m.thread" and relation.get("event_id"):
+        return str(relation["event_id"])
+    replied = relation.get("m.in_reply_to") or {}
+    return str(replied["event_id"]) if isinstance(replied, dict) and replied.get("event_id") else None
 
 
 class MatrixChannel:
     """Serves one Matrix account: direct chats with people, in encrypted rooms too."""
+
+    name = CHANNEL
 
     def __init__(self, settings: Settings, dispatcher: Dispatcher, store: Store) -> None:
         self.settings = settings
@@ -106,6 +141,10 @@ class MatrixChannel:
         self._choices: dict[str, list[Choice]] = {}
         self._answers: OrderedDict[str, str] = OrderedDict()  # our event id -> answer id, for reactions
         self.synced = asyncio.Event()
+        staff_room = settings.staff_matrix_room
+        self.staff_room: str | None = staff_room if staff_room.startswith("!") else None  # an alias: at start
+        self.desk: StaffDesk | None = None
+        self.outlets: Outlets | None = None
 
     # -- life cycle ---------------------------------------------------------------------------------
 
@@ -114,6 +153,8 @@ class MatrixChannel:
         await self._login()
         if self.store.state("matrix:first_start") is None:
             self.store.set_state("matrix:first_start", str(int(time.time() * 1000)))
+        if self.settings.staff_matrix_room:
+            await self._join_staff_room(self.settings.staff_matrix_room)
         initial = await self._initial_state()
         if self.store.state("matrix:since") is None:  # first start: begin now, with the invitations waiting
             self.store.receive(CHANNEL, self._invitations(initial))
@@ -170,6 +211,21 @@ class MatrixChannel:
         client.restore_login(session["user_id"], session["device_id"], session["access_token"])
         if self.encrypted and client.should_upload_keys:
             await client.keys_upload()
+
+    async def _join_staff_room(self, room: str) -> None:
+        assert self.client is not None
+        if room.startswith("#"):
+            resolved = await self.client.room_resolve_alias(room)
+            if isinstance(resolved, RoomResolveAliasError):
+                raise RuntimeError(f"STAFF_MATRIX_ROOM {room} is not known to the homeserver")
+            room = resolved.room_id
+        joined = await self.client.join(room)
+        if isinstance(joined, JoinError):
+            raise RuntimeError("the bot cannot join STAFF_MATRIX_ROOM: invite it to the staff room first")
+        self.staff_room = room
+
+    def kick(self, chat_id: str) -> None:
+        self.delivery.kick(chat_id)
 
     async def _initial_state(self) -> SyncResponse:
         """Learn the rooms (and who is in them, for encryption) without reading old messages."""
@@ -285,13 +341,39 @@ class MatrixChannel:
         """The Matrix messages that answer one stored event (or invitation)."""
         record = json.loads(payload)
         replies: list[Reply] = []
+        if room_id == self.staff_room:
+            return await self._staff_message(event_id, record)
         if record.get("kind") == "invite":
             replies = await self._accept_invite(room_id, record.get("sender", ""))
         else:
-            incoming = self.to_incoming(record)
+            incoming = self.to_incoming(record, event_id)
             if incoming is not None:
                 replies = await self.dispatcher.handle(incoming)
-        return [self._render(r, room_id) for r in replies]
+        return [body for reply in replies for body in self.render(reply, room_id)]
+
+    async def _staff_message(self, event_id: str, record: dict[str, Any]) -> list[dict[str, Any]]:
+        """Something written in the staff room: for the staff desk, never for the matcher."""
+        if self.desk is None or record.get("kind") in ("invite", Kind.FEEDBACK.value, Kind.UNREADABLE.value):
+            return []
+        message = StaffMessage(
+            CHANNEL,
+            record["sender"],
+            record.get("body", ""),
+            event_id,
+            record.get("thread"),
+            is_file=record["kind"] != Kind.TEXT.value,
+        )
+        posts = await self.desk.handle(message, self._in_staff_room)
+        return [self.render_staff(post) for post in posts]
+
+    async def _in_staff_room(self, user_id: str) -> bool:
+        """Membership as the homeserver knows it now, not as a cached display name suggests."""
+        assert self.client is not None and self.staff_room is not None
+        members = await self.client.joined_members(self.staff_room)
+        if isinstance(members, JoinedMembersError):
+            log.warning("could not read the staff room's members; the staff command is refused")
+            return False
+        return any(member.user_id == user_id for member in members.members)
 
     async def _accept_invite(self, room_id: str, inviter: str) -> list[Reply]:
         assert self.client is not None
@@ -311,9 +393,16 @@ class MatrixChannel:
             return []
         return await self.dispatcher.handle(Incoming(CHANNEL, room_id, inviter, "start", Kind.COMMAND))
 
-    def to_incoming(self, record: dict[str, Any]) -> Incoming | None:
+    def to_incoming(self, record: dict[str, Any], event_id: str | None = None) -> Incoming | None:
         incoming = self._incoming(record)
-        return replace(incoming, sent_at=record["ts"] / 1000) if incoming and record.get("ts") else incoming
+        if incoming is None:
+            return None
+        return replace(
+            incoming,
+            sent_at=record["ts"] / 1000 if record.get("ts") else None,
+            message_id=event_id,
+            attachment=record.get("file"),
+        )
 
     def _incoming(self, record: dict[str, Any]) -> Incoming | None:
         room, sender, kind = record["room"], record["sender"], record["kind"]
@@ -333,7 +422,7 @@ class MatrixChannel:
             return Incoming(CHANNEL, room, sender, body[1:].lower(), Kind.COMMAND)
         return Incoming(CHANNEL, room, sender, body)
 
-    def _render(self, reply: Reply, room_id: str) -> dict[str, Any]:
+    def render(self, reply: Reply, room_id: str) -> list[dict[str, Any]]:
         """A reply as an m.notice: plain body and escaped HTML, choices as a numbered list."""
         text = reply.text
         choices = [c for c in reply.choices if not c.action.startswith("feedback:")]
@@ -342,20 +431,76 @@ class MatrixChannel:
             intro = self.dispatcher.catalogs.gettext(reply.language, CHOICE_PROMPT)
             text += "\n\n" + intro + "\n" + "\n".join(f"{n}. {c.label}" for n, c in enumerate(choices, start=1))
         text = split_text(text, MESSAGE_LIMIT)[0]
-        return {"body": text, "html": to_html(text, reply.language).replace("\n", "<br>"), "answer_id": reply.answer_id}
+        return [
+            {"body": text, "html": to_html(text, reply.language).replace("\n", "<br>"), "answer_id": reply.answer_id}
+        ]
+
+    def render_staff(self, post: StaffPost) -> dict[str, Any]:
+        """A post in a ticket's thread; staff who speak the person's language are mentioned by their id."""
+        text = split_text(post.text, MESSAGE_LIMIT)[0]
+        html = to_html(text, "de").replace("\n", "<br>")
+        mentioned = [m for m in post.mentions if m.matrix_id]
+        if mentioned:
+            text += "\n" + " ".join(m.matrix_id for m in mentioned)
+            pills = (f'<a href="https://matrix.to/#/{m.matrix_id}">{escape(m.name)}</a>' for m in mentioned)
+            html += "<br>" + " ".join(pills)
+        return {
+            "body": text,
+            "html": html,
+            "ticket": post.ticket,
+            "root": post.root,
+            "mentions": [m.matrix_id for m in mentioned],
+            "file": post.attachment,
+        }
 
     # -- sending ------------------------------------------------------------------------------------
 
     async def _send(self, room_id: str, source: str, part: int, message: dict[str, Any]) -> bool:
-        """Send until the homeserver accepts; the transaction id makes a repeated send harmless."""
-        assert self.client is not None
-        content = {
-            "msgtype": "m.notice",
+        """Send one queued message (and the file it passes on); False if the room is gone for good."""
+        tx_id = hashlib.sha256(f"{source}/{part}".encode()).hexdigest()[:32]
+        content: dict[str, Any] = {
+            "msgtype": "m.text" if message.get("root") or message.get("mentions") else "m.notice",
             "body": message["body"],
             "format": "org.matrix.custom.html",
             "formatted_body": message["html"],
+            "m.mentions": {"user_ids": message.get("mentions", [])},  # nothing else in the text notifies anyone
         }
-        tx_id = hashlib.sha256(f"{source}/{part}".encode()).hexdigest()[:32]
+        if message.get("ticket"):
+            self._into_thread(content, message)
+        event_id = await self._deliver(room_id, content, tx_id)
+        if event_id is None:
+            return False
+        if message.get("root"):
+            self.store.set_thread(message["ticket"], CHANNEL, event_id)
+        if message.get("answer_id"):
+            self._answers[event_id] = message["answer_id"]
+            while len(self._answers) > 10_000:
+                self._answers.popitem(last=False)
+        if message.get("file"):
+            file_content = await self._file_content(room_id, message)
+            self._into_thread(file_content, message)
+            await self._deliver(room_id, file_content, tx_id + "f")
+        return True
+
+    def _into_thread(self, content: dict[str, Any], message: dict[str, Any]) -> None:
+        """Place a staff-room post in its ticket's thread (the ticket's first post starts it)."""
+        if message.get("root"):
+            return
+        root = self.store.thread_of(message["ticket"], CHANNEL)
+        if root is None:  # the ticket is gone (the person deleted their data): say which it was
+            content["body"] = f"#{message['ticket']} {content['body']}"
+            content["formatted_body"] = f"#{message['ticket']} {content['formatted_body']}"
+            return
+        content["m.relates_to"] = {
+            "rel_type": "m.thread",
+            "event_id": root,
+            "is_falling_back": True,
+            "m.in_reply_to": {"event_id": root},
+        }
+
+    async def _deliver(self, room_id: str, content: dict[str, Any], tx_id: str) -> str | None:
+        """Send until the homeserver accepts; the transaction id makes a repeated send harmless."""
+        assert self.client is not None
         delay = 1.0
         while True:
             if room_id not in self.client.rooms:  # joined a moment ago: the next sync brings the room
@@ -367,18 +512,14 @@ class MatrixChannel:
                 response = await self.client.room_send(
                     room_id, "m.room.message", content, tx_id=tx_id, ignore_unverified_devices=True
                 )
-            except Exception as error:  # the homeserver may be gone: keep the reply and retry
+            except Exception as error:  # the homeserver may be gone: keep the message and retry
                 log.warning("matrix send failed (%s); retrying in %.0f s", type(error).__name__, delay)
             else:
                 if not isinstance(response, RoomSendError):
-                    if message.get("answer_id"):
-                        self._answers[response.event_id] = message["answer_id"]
-                        while len(self._answers) > 10_000:
-                            self._answers.popitem(last=False)
-                    return True
+                    return str(response.event_id)
                 if response.status_code in ("M_FORBIDDEN", "M_NOT_FOUND"):
-                    log.info("a matrix room can no longer be written to; its replies are dropped")
-                    return False
+                    log.info("a matrix room can no longer be written to; its messages are dropped")
+                    return None
                 retry = (response.retry_after_ms or 0) / 1000
                 log.warning("matrix refused a send (%s); retrying", response.status_code)
                 if retry:
@@ -386,3 +527,54 @@ class MatrixChannel:
                     continue
             await asyncio.sleep(delay)
             delay = min(delay * 2, 60.0)
+
+    # -- files passed on in a hand-off ---------------------------------------------------------------
+
+    async def _file_content(self, room_id: str, message: dict[str, Any]) -> dict[str, Any]:
+        """Upload a file a person sent (from any channel) into the staff room, encrypted if the room is."""
+        assert self.client is not None and self.outlets is not None
+        attachment = message["file"]
+        delay = 1.0
+        for _attempt in range(8):
+            try:
+                data, name, mime = await self.outlets.fetch(attachment)
+                room = self.client.rooms.get(room_id)
+                encrypt = bool(room and room.encrypted)
+                uploaded, keys = await self.client.upload(
+                    io.BytesIO(data), content_type=mime, filename=name, filesize=len(data), encrypt=encrypt
+                )
+            except Exception as error:  # the source or the homeserver may be down for a moment
+                log.warning("passing on a file failed (%s); retrying", type(error).__name__)
+            else:
+                if not isinstance(uploaded, UploadError):
+                    content: dict[str, Any] = {"msgtype": _msgtype(mime), "body": name, "info": {"mimetype": mime}}
+                    content["info"]["size"] = len(data)
+                    if keys:
+                        content["file"] = {**keys, "url": uploaded.content_uri}
+                    else:
+                        content["url"] = uploaded.content_uri
+                    return content
+                log.warning("the homeserver refused a file upload (%s); retrying", uploaded.status_code)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 30.0)
+        text = "ℹ️ " + self.dispatcher.catalogs.gettext(self.dispatcher.settings.staff_language, FILE_LOST)
+        return {"msgtype": "m.notice", "body": text, "m.mentions": {}}
+
+    async def fetch(self, attachment: dict[str, str]) -> tuple[bytes, str, str]:
+        """The bytes of a file a person sent here, decrypted if it came encrypted."""
+        assert self.client is not None
+        encrypted = json.loads(attachment["encrypted"]) if attachment.get("encrypted") else None
+        response = await self.client.download(mxc=encrypted["url"] if encrypted else attachment["url"])
+        if isinstance(response, DownloadError):
+            raise RuntimeError(f"download refused: {response.status_code}")
+        data = response.body if isinstance(response.body, bytes) else Path(response.body).read_bytes()
+        if encrypted:
+            data = decrypt_attachment(data, encrypted["key"]["k"], encrypted["hashes"]["sha256"], encrypted["iv"])
+        return data, attachment["name"], attachment["mime"]
+
+
+def _msgtype(mime: str) -> str:
+    for prefix, msgtype in (("image/", "m.image"), ("audio/", "m.audio"), ("video/", "m.video")):
+        if mime.startswith(prefix):
+            return msgtype
+    return "m.file"

@@ -16,21 +16,25 @@ import json
 import logging
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from functools import partial
+from html import escape
 from typing import Any
 
 from aiohttp import web
-from telegram import Bot, BotCommand, InlineKeyboardButton, InlineKeyboardMarkup, Update
-from telegram.constants import ChatType, ParseMode
+from telegram import Bot, BotCommand, InlineKeyboardButton, InlineKeyboardMarkup, InputFile, Message, Update
+from telegram.constants import ChatMemberStatus, ChatType, ParseMode
 from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError
 from telegram.request import HTTPXRequest
 
 from bot.config import Settings
 from bot.delivery import Delivery
+from bot.desk import StaffDesk
 from bot.dispatcher import COMMAND_DESCRIPTIONS, Dispatcher
-from bot.messages import Choice, Incoming, Kind, Reply
+from bot.handoff import FILE_LOST
+from bot.messages import Choice, Incoming, Kind, Reply, StaffMessage, StaffPost
+from bot.outlets import Outlets
 from bot.render import split_text, to_html
 from bot.store import Store
 
@@ -97,6 +101,22 @@ def to_incoming(update: Update, bot_username: str) -> Incoming | None:
         if getattr(message, attribute, None):
             return Incoming(CHANNEL, chat, user, "", kind, hint)
     return Incoming(CHANNEL, chat, user, "", Kind.OTHER, hint)
+
+
+def attachment_of(message: Message) -> dict[str, str] | None:
+    """A file a person sent, by Telegram's file id: fetched only when passed on to staff."""
+    sent: Any = message.document or message.voice or message.audio or message.video or message.video_note
+    if message.photo:
+        sent = message.photo[-1]  # the largest size
+    if sent is None:
+        return None
+    mime = getattr(sent, "mime_type", None) or ("image/jpeg" if message.photo else "application/octet-stream")
+    name = getattr(sent, "file_name", None) or ("photo.jpg" if message.photo else "file" + _extension(mime))
+    return {"channel": CHANNEL, "file_id": sent.file_id, "name": name[:200], "mime": mime}
+
+
+def _extension(mime: str) -> str:
+    return {"audio/ogg": ".ogg", "video/mp4": ".mp4", "audio/mpeg": ".mp3"}.get(mime, "")
 
 
 def _hint(user: Any) -> str | None:
@@ -180,14 +200,17 @@ def _retry_seconds(error: RetryAfter) -> float:
 class TelegramChannel:
     """Serves one bot account: polling or webhook in, the outbox out."""
 
+    name = CHANNEL
+
     def __init__(self, settings: Settings, dispatcher: Dispatcher, store: Store) -> None:
         self.settings = settings
         self.dispatcher = dispatcher
         self.store = store
-        base = (settings.telegram_api_url.rstrip("/") or "https://api.telegram.org") + "/bot"
+        server = settings.telegram_api_url.rstrip("/") or "https://api.telegram.org"
         self.bot = Bot(
             settings.telegram_token,
-            base_url=base,
+            base_url=server + "/bot",
+            base_file_url=server + "/file/bot",
             request=HTTPXRequest(connection_pool_size=SENDS_IN_FLIGHT, read_timeout=20, connect_timeout=10),
             get_updates_request=HTTPXRequest(connection_pool_size=2, read_timeout=POLL_TIMEOUT + 10),
         )
@@ -197,6 +220,9 @@ class TelegramChannel:
         self._tasks: list[asyncio.Task[None]] = []
         self._webhook: web.AppRunner | None = None
         self.username = ""
+        self.staff_room: str | None = settings.staff_telegram_chat_id or None  # a forum-enabled group
+        self.desk: StaffDesk | None = None
+        self.outlets: Outlets | None = None
 
     # -- life cycle ---------------------------------------------------------------------------------
 
@@ -220,6 +246,9 @@ class TelegramChannel:
         if self._webhook is not None:
             await self._webhook.cleanup()
         await self.bot.shutdown()
+
+    def kick(self, chat_id: str) -> None:
+        self.delivery.kick(chat_id)
 
     async def _register_commands(self) -> None:
         for language in (None, *self.settings.languages):
@@ -297,6 +326,8 @@ class TelegramChannel:
         update: Update | None = None
         try:
             update = Update.de_json(json.loads(payload), self.bot)
+            if update is not None and chat_id == self.staff_room:
+                return await self._staff_message(update)
             incoming = to_incoming(update, self.username) if update else None
         except (ValueError, TypeError, KeyError):
             log.warning("telegram update %s could not be read; skipped", update_id)
@@ -308,11 +339,67 @@ class TelegramChannel:
             self.store.reachable_again(person)
             if update.callback_query is not None:
                 await self._answer_callback(update.callback_query.id)
+            incoming = replace(incoming, message_id=update_id)
             message = update.message or update.edited_message
             if message is not None and message.date is not None:
-                incoming = replace(incoming, sent_at=message.date.timestamp())
+                incoming = replace(incoming, sent_at=message.date.timestamp(), attachment=attachment_of(message))
             replies = await self.dispatcher.handle(incoming)
-        return [{**m, "group": _is_group(chat_id), "person": person} for r in replies for m in render_messages(r)]
+        return [{**m, "person": person} for r in replies for m in self.render(r, chat_id)]
+
+    def render(self, reply: Reply, chat_id: str) -> list[dict[str, Any]]:
+        return [{**m, "group": _is_group(chat_id)} for m in render_messages(reply)]
+
+    def render_staff(self, post: StaffPost) -> dict[str, Any]:
+        """A post in a ticket's forum topic; staff who speak the person's language are mentioned by id."""
+        html = to_html(split_text(post.text, MESSAGE_LIMIT)[0], "de")
+        mentioned = [m for m in post.mentions if m.telegram_id]
+        if mentioned:
+            html += "\n" + " ".join(f'<a href="tg://user?id={m.telegram_id}">{escape(m.name)}</a>' for m in mentioned)
+        return {
+            "html": html,
+            "group": True,
+            "ticket": post.ticket,
+            "root": post.root,
+            "topic": post.text.split("\n")[0][:120],
+            "file": post.attachment,
+        }
+
+    async def _staff_message(self, update: Update) -> list[dict[str, Any]]:
+        """Something written in the staff group: for the staff desk, never for the matcher."""
+        message = update.message
+        if self.desk is None or message is None or message.from_user is None or message.from_user.is_bot:
+            return []
+        text = message.text or ""
+        if text.startswith("/"):  # Telegram users are used to /commands; the desk speaks !commands
+            word, _sep, rest = text[1:].partition(" ")
+            text = "!" + word.split("@")[0] + (" " + rest if rest else "")
+        staff_message = StaffMessage(
+            CHANNEL,
+            str(message.from_user.id),
+            text,
+            str(update.update_id),
+            str(message.message_thread_id) if message.is_topic_message and message.message_thread_id else None,
+            is_file=message.text is None,
+        )
+        posts = await self.desk.handle(staff_message, self._in_staff_group)
+        return [self.render_staff(post) for post in posts]
+
+    async def _in_staff_group(self, user_id: str) -> bool:
+        """Membership as Telegram knows it now, by numeric id; never by username."""
+        assert self.staff_room is not None
+        try:
+            member = await self.bot.get_chat_member(self.staff_room, int(user_id))
+        except TelegramError:
+            log.warning("could not read a staff group member; the staff command is refused")
+            return False
+        if member.status in (ChatMemberStatus.OWNER, ChatMemberStatus.ADMINISTRATOR, ChatMemberStatus.MEMBER):
+            return True
+        return member.status == ChatMemberStatus.RESTRICTED and bool(getattr(member, "is_member", False))
+
+    async def fetch(self, attachment: dict[str, str]) -> tuple[bytes, str, str]:
+        """The bytes of a file a person sent here (Telegram lets bots fetch files up to 20 MB)."""
+        file = await self.bot.get_file(attachment["file_id"])
+        return bytes(await file.download_as_bytearray()), attachment["name"], attachment["mime"]
 
     async def _answer_callback(self, query_id: str) -> None:
         # only stops the button's spinner; the answer itself goes through the outbox
@@ -322,24 +409,66 @@ class TelegramChannel:
     # -- sending ------------------------------------------------------------------------------------
 
     async def _send(self, chat_id: str, _source: str, _part: int, message: dict[str, Any]) -> bool:
-        """Send one message until it is delivered; False if the chat can no longer be reached."""
+        """Send one queued message (and the file it passes on); False if the chat can no longer be reached."""
         markup = None
         if message.get("buttons"):
             markup = InlineKeyboardMarkup(
                 [[InlineKeyboardButton(label, callback_data=data) for label, data in row] for row in message["buttons"]]
             )
+        thread = await self._staff_thread(chat_id, message) if message.get("ticket") else None
+        if message.get("ticket") and thread is None and not message.get("root"):
+            message = {**message, "html": f"#{message['ticket']} {message['html']}"}  # the ticket is gone
+        sent = await self._attempt(
+            chat_id,
+            message,
+            lambda: self.bot.send_message(
+                chat_id,
+                message["html"],
+                parse_mode=ParseMode.HTML,
+                reply_markup=markup,
+                disable_web_page_preview=True,
+                message_thread_id=thread,
+            ),
+        )
+        if sent and message.get("file"):
+            await self._attempt(chat_id, message, lambda: self._send_file(chat_id, message["file"], thread))
+        return sent
+
+    async def _staff_thread(self, chat_id: str, message: dict[str, Any]) -> int | None:
+        """The forum topic of a ticket in the staff group; its first post creates it."""
+        known = self.store.thread_of(message["ticket"], CHANNEL)
+        if known is not None or not message.get("root"):
+            return int(known) if known else None
+        created: list[int] = []
+
+        async def create() -> None:
+            topic = await self.bot.create_forum_topic(chat_id, message["topic"])
+            created.append(topic.message_thread_id)
+
+        if not await self._attempt(chat_id, message, create) or not created:
+            return None  # not a forum: the ticket is posted into the group itself
+        self.store.set_thread(message["ticket"], CHANNEL, str(created[0]))
+        return created[0]
+
+    async def _send_file(self, chat_id: str, attachment: dict[str, str], thread: int | None) -> None:
+        assert self.outlets is not None
+        try:
+            data, name, _mime = await self.outlets.fetch(attachment)
+        except Exception as error:  # the file's source is unreachable or refuses: say so rather than stall
+            log.warning("a file could not be fetched to pass on (%s)", type(error).__name__)
+            text = "ℹ️ " + self.dispatcher.catalogs.gettext(self.dispatcher.settings.staff_language, FILE_LOST)
+            await self.bot.send_message(chat_id, text, message_thread_id=thread)
+            return
+        await self.bot.send_document(chat_id, InputFile(data, filename=name), message_thread_id=thread)
+
+    async def _attempt(self, chat_id: str, message: dict[str, Any], call: Callable[[], Awaitable[Any]]) -> bool:
+        """Make one call until Telegram accepts it; False if the chat can no longer be reached."""
         delay = 1.0
         while True:
             await self.pace.wait(chat_id, bool(message.get("group")))
             try:
                 async with self._in_flight:
-                    await self.bot.send_message(
-                        chat_id,
-                        message["html"],
-                        parse_mode=ParseMode.HTML,
-                        reply_markup=markup,
-                        disable_web_page_preview=True,
-                    )
+                    await call()
                 return True
             except RetryAfter as error:
                 await asyncio.sleep(_retry_seconds(error))
