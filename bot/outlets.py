@@ -1,7 +1,8 @@
 """Where relayed messages go: a person's chat on any channel, or the ticket threads in the staff rooms.
 
 A relay is written to the SQLite outbox before anything is sent, under a source id taken from the
-message it relays, so writing it twice (after a crash) stores it once. The channel's own delivery
+message it relays and its destination, so writing it twice (after a crash) stores it once, and a
+person and the staff room in the same channel never share one. The channel's own delivery
 loop then sends it in order, with retries, exactly as it sends answers.
 """
 
@@ -51,7 +52,7 @@ class Outlets:
             log.error("no %s channel is running: a staff reply cannot be passed on yet", ticket.channel)
             return
         bodies = [json.dumps(body) for reply in replies for body in outlet.render(reply, ticket.chat_id)]
-        if self.store.enqueue(ticket.channel, ticket.chat_id, source, bodies):
+        if self.store.enqueue(ticket.channel, ticket.chat_id, f"to-person:{source}", bodies):
             outlet.kick(ticket.chat_id)
 
     def to_staff(self, source: str, posts: list[StaffPost]) -> None:
@@ -59,7 +60,7 @@ class Outlets:
         for channel, outlet in self._outlets.items():
             if outlet.staff_room:
                 bodies = [json.dumps(outlet.render_staff(post)) for post in posts]
-                if self.store.enqueue(channel, outlet.staff_room, source, bodies):
+                if self.store.enqueue(channel, outlet.staff_room, f"to-staff:{source}", bodies):
                     outlet.kick(outlet.staff_room)
 
     async def fetch(self, attachment: dict[str, str]) -> tuple[bytes, str, str]:

@@ -7,7 +7,15 @@ import time
 from pathlib import Path
 from typing import Any
 
-from nio import AsyncClient, AsyncClientConfig, MegolmEvent, RoomCreateResponse, RoomMessageNotice, RoomMessageText
+from nio import (
+    AsyncClient,
+    AsyncClientConfig,
+    MegolmEvent,
+    RoomCreateResponse,
+    RoomMessage,
+    RoomMessageNotice,
+    RoomMessageText,
+)
 
 
 class Person:
@@ -19,6 +27,7 @@ class Person:
         self.client = AsyncClient(homeserver, user_id, store_path=str(store), config=config)
         self.password = password
         self.notices: list[RoomMessageNotice] = []
+        self.heard: list[tuple[str, Any]] = []  # (room id, event): every message from someone else
         self.rooms_of: dict[str, str] = {}  # event id -> room id
         self.undecryptable = 0
         self._task: asyncio.Task[None] | None = None
@@ -28,12 +37,52 @@ class Person:
         assert getattr(response, "access_token", None), response
         await self.client.sync(timeout=0, full_state=True)
         self.client.add_event_callback(self._on_notice, RoomMessageNotice)
+        self.client.add_event_callback(self._on_message, RoomMessage)
         self.client.add_event_callback(self._on_undecryptable, MegolmEvent)
         self._task = asyncio.create_task(self.client.sync_forever(timeout=1000))
 
     async def _on_notice(self, room: Any, event: RoomMessageNotice) -> None:
         self.rooms_of[event.event_id] = room.room_id
         self.notices.append(event)
+
+    async def _on_message(self, room: Any, event: RoomMessage) -> None:
+        if event.sender != self.client.user_id:
+            self.heard.append((room.room_id, event))
+
+    def messages(self, room_id: str) -> list[Any]:
+        """Every message others wrote in a room (texts, notices, files), in order."""
+        return [event for room, event in self.heard if room == room_id]
+
+    async def wait_until(self, condition: Any, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while not condition():
+            if time.monotonic() > deadline:
+                raise AssertionError("timed out")
+            await asyncio.sleep(0.1)
+
+    async def create_room(self, invite: list[str]) -> str:
+        response = await self.client.room_create(invite=invite, name="Welcome Center staff")
+        assert isinstance(response, RoomCreateResponse), response
+        return response.room_id
+
+    async def join(self, room_id: str) -> None:
+        response = await self.client.join(room_id)
+        assert getattr(response, "room_id", None), response
+
+    async def say_in_thread(self, room_id: str, root: str, text: str) -> str:
+        content = {
+            "msgtype": "m.text",
+            "body": text,
+            "m.relates_to": {
+                "rel_type": "m.thread",
+                "event_id": root,
+                "is_falling_back": True,
+                "m.in_reply_to": {"event_id": root},
+            },
+        }
+        response = await self.client.room_send(room_id, "m.room.message", content, ignore_unverified_devices=True)
+        assert getattr(response, "event_id", None), response
+        return str(response.event_id)
 
     async def _on_undecryptable(self, _room: Any, _event: MegolmEvent) -> None:
         self.undecryptable += 1
