@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from bot.config import Settings
-from bot.handoff import STAFF_COMMANDS, Handoffs, origin_of
+from bot.handoff import ALREADY_CONNECTED, STAFF_COMMANDS, Handoffs, origin_of
 from bot.i18n import N_, Catalogs, language_name
 from bot.knowledge import KnowledgeBase
 from bot.language import LanguageDetector
@@ -297,8 +297,6 @@ class Dispatcher:
             return None  # the message that opened this ticket, handled again after a restart: same answer
         if incoming.kind is Kind.COMMAND and incoming.text.strip().lower() in ("end", "human"):
             return self._end_or_remind(state, ticket, incoming.text.strip().lower())
-        if incoming.kind is Kind.CHOICE and incoming.text == "handoff:end":
-            return self._end_or_remind(state, ticket, "end")
         if incoming.kind is Kind.CHOICE and incoming.text == "delete:confirm":
             self.handoffs.close(ticket, "deleted", origin_of(incoming))
             return None
@@ -317,8 +315,7 @@ class Dispatcher:
         assert self.handoffs is not None
         _ = self.catalogs.get(state.language).gettext
         if command == "human":
-            text = _("You are already connected with the Welcome Center team. Just write your message here.")
-            return [Reply(text, state.language, (Choice(_("End conversation"), "handoff:end"),), handoff=True)]
+            return [Reply(_(ALREADY_CONNECTED), state.language, handoff=True)]
         self.handoffs.close(ticket, "person", origin_of(state.incoming))
         return []
 
@@ -381,8 +378,6 @@ class Dispatcher:
         if name == "feedback":
             answer_id, _sep, verdict = value.partition(":")
             return self._feedback(state, answer_id, verdict == "up")
-        if name == "handoff" and value == "end":
-            return [Reply(_("You are not talking with a staff member right now."), state.language)]
         if name == "delete":
             if value == "confirm":
                 self.store.forget_person(state.key)

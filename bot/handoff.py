@@ -16,7 +16,7 @@ from collections.abc import Callable
 
 from bot.i18n import N_, Catalogs, format_time, language_name_in
 from bot.knowledge import KnowledgeBase
-from bot.messages import Choice, Incoming, Reply, StaffMention, StaffPost
+from bot.messages import Incoming, Reply, StaffMention, StaffPost
 from bot.outlets import Outlets
 from bot.staff import StaffConfig, StaffMember
 from bot.store import Store, Ticket
@@ -30,7 +30,10 @@ STAFF_COMMANDS = ("claim", "release", "close", "note", "send")
 
 
 CHANNEL_NAMES = {"telegram": "Telegram", "matrix": "Matrix", "console": "Console"}
-END_BUTTON = N_("End conversation")
+ALREADY_CONNECTED = N_(
+    "You are already connected with the Welcome Center team. Just write your message here. To end the "
+    "conversation, write /end."
+)
 FILE_LOST = N_("The file the person sent could not be passed on.")
 CLOSE_REASONS = {
     "staff": (
@@ -117,7 +120,6 @@ class Handoffs:
         ticket, opened = self.store.open_ticket(
             person, incoming.channel, incoming.chat_id, language, urgent, origin, topics
         )
-        end = (Choice(_(END_BUTTON), "handoff:end"),)
         if not opened and ticket.origin != origin:
             if urgent and not ticket.urgent:
                 self.store.update_ticket(ticket.id, urgent=1)
@@ -127,8 +129,8 @@ class Handoffs:
                     N_("Possible emergency: please look at this request now."),
                     mentions=self.staff.staff,
                 )
-            text = _("You are already connected with the Welcome Center team. Just write your message here.")
-            return Reply(text, language, end, handoff=True, urgent=urgent)
+            text = _(ALREADY_CONNECTED)
+            return Reply(text, language, handoff=True, urgent=urgent)
         for number, (_at, text, message_topic) in enumerate(recent):
             self.store.add_ticket_message(ticket.id, f"recent:{number}", "person", text, message_topic)
         self.outlets.to_staff(f"ticket:{ticket.id}", [self._ticket_post(ticket, recent)])
@@ -137,14 +139,15 @@ class Handoffs:
         if opening is None:
             text = _(
                 "I have passed your request to the Welcome Center team. A staff member will answer you here "
-                "in this chat. Everything you write now goes to them."
+                "in this chat. Everything you write now goes to them. To end the conversation, write /end."
             )
         else:
             text = _(
                 "I have passed your request to the Welcome Center team. They are not working right now. "
-                "A staff member will answer you here from {time}. Everything you write now goes to them."
+                "A staff member will answer you here from {time}. Everything you write now goes to them. To end "
+                "the conversation, write /end."
             ).format(time=format_time(opening, language))
-        return Reply(text, language, end, handoff=True, urgent=urgent)
+        return Reply(text, language, handoff=True, urgent=urgent)
 
     def relay_from_person(self, ticket: Ticket, incoming: Incoming, text: str, topic: str | None) -> None:
         """Pass what the person wrote (or a file they sent) to the ticket's thread; recorded once."""
@@ -180,19 +183,27 @@ class Handoffs:
 
     def privacy_lines(self, person: str, language: str) -> list[str]:
         """What the person's hand-offs hold, for /privacy."""
-        _ = self.catalogs.get(language).gettext
+        ngettext = self.catalogs.get(language).ngettext
         lines = []
         for ticket in self.store.tickets_of(person):
             count = self.store.ticket_message_count(ticket.id)
             if ticket.is_open:
-                lines.append(_("Your open conversation with the Welcome Center: {count} messages").format(count=count))
+                lines.append(
+                    ngettext(
+                        "Your open conversation with the Welcome Center: {count} message",
+                        "Your open conversation with the Welcome Center: {count} messages",
+                        count,
+                    ).format(count=count)
+                )
             else:
                 assert ticket.closed is not None
                 until = dt.datetime.fromtimestamp(ticket.closed + self.retention_days * 86400, dt.UTC)
                 lines.append(
-                    _("Your closed conversation with the Welcome Center ({count} messages), deleted on {date}").format(
-                        count=count, date=format_time(until, language)
-                    )
+                    ngettext(
+                        "Your closed conversation with the Welcome Center ({count} message), deleted on {date}",
+                        "Your closed conversation with the Welcome Center ({count} messages), deleted on {date}",
+                        count,
+                    ).format(count=count, date=format_time(until, language))
                 )
         return lines
 

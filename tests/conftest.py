@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import socket
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -15,6 +15,7 @@ from bot.knowledge import KnowledgeBase, load
 from bot.store import Store
 from bot.wiring import build_dispatcher
 from tests.synapse_server import Synapse
+from tests.telegram_emulator import Emulator
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -61,3 +62,12 @@ def synapse(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Synapse]:
     server.start()
     yield server
     server.stop()
+
+
+@pytest.fixture
+async def emulator() -> AsyncIterator[Emulator]:
+    """A Telegram Bot API emulator on 127.0.0.1 for one test."""
+    emulator = Emulator()
+    await emulator.start()
+    yield emulator
+    await emulator.stop()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -50,6 +51,8 @@ class Emulator:
     hang_sends: bool = False
     on_updates_delivered: Callable[[list[int]], None] | None = None
     enqueued_at: dict[int, float] = field(default_factory=dict)
+    fault_rate: float = 0.0  # share of sends and polls that fail at random (502, dropped connection, 429)
+    faults_injected: int = 0
     members: dict[str, set[str]] = field(default_factory=dict)  # group chat id -> member user ids
     files: dict[str, bytes] = field(default_factory=dict)  # file id -> content, for getFile and downloads
     documents: list[tuple[str, str, bytes, int | None]] = field(default_factory=list)  # chat, name, data, thread
@@ -158,6 +161,9 @@ class Emulator:
         method = request.match_info["method"]
         params = await _params(request)
         queued = self.faults.get(method)
+        if self.fault_rate and method in ("sendMessage", "getUpdates") and random.random() < self.fault_rate:
+            queued = [random.choice([502, "drop", ("429", 1)])]
+            self.faults_injected += 1
         if queued:
             fault = queued.pop(0)
             if fault == "drop":
@@ -199,10 +205,10 @@ class Emulator:
             file_id = str(params.get("file_id"))
             if file_id not in self.files:
                 return web.json_response({"ok": False, "error_code": 400, "description": "file not found"}, status=400)
-            result = {"file_id": file_id, "file_unique_id": file_id, "file_path": f"files/{file_id}"}
-            return web.json_response({"ok": True, "result": {**result, "file_size": len(self.files[file_id])}})
+            file = {"file_id": file_id, "file_unique_id": file_id, "file_path": f"files/{file_id}"}
+            return web.json_response({"ok": True, "result": {**file, "file_size": len(self.files[file_id])}})
         if method == "sendDocument":
-            upload = params.get("document")
+            upload: Any = params.get("document")
             data = upload.file.read() if hasattr(upload, "file") else b""
             name = getattr(upload, "filename", "") or ""
             thread = params.get("message_thread_id")

@@ -10,12 +10,9 @@ import datetime as dt
 import html
 import itertools
 import os
-from collections.abc import AsyncIterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
-
-import pytest
 
 from bot.config import Settings
 from bot.i18n import BERLIN, Catalogs, format_time
@@ -55,14 +52,6 @@ def plain(text: str) -> str:
 def says(catalogs: Catalogs, language: str, message: str) -> str:
     """The start of what the bot says, up to its first placeholder: enough to recognise it."""
     return catalogs.gettext(language, message).split("{")[0][:40]
-
-
-@pytest.fixture
-async def emulator() -> AsyncIterator[Emulator]:
-    emulator = Emulator()
-    await emulator.start()
-    yield emulator
-    await emulator.stop()
 
 
 async def login(synapse: Synapse, prefix: str, folder: Path) -> Person:
@@ -163,6 +152,24 @@ async def test_telegram_and_matrix_people_are_served_by_staff_in_the_matrix_room
 
         emulator.message(501, "شكرا جزيلا", language="ar")
         await staff.wait_until(lambda: any("شكرا جزيلا" in b for b in thread(staff, room, root)))
+        emulator.message(501, "<b>@room</b> <a href='http://x.example'>hi</a>", language="ar")
+        await staff.wait_until(lambda: any("@room" in b for b in thread(staff, room, root)))
+        shown = next(e for e in staff.messages(room) if "@room" in e.source["content"]["body"])
+        assert "<b>" not in shown.source["content"]["formatted_body"]
+        assert "&lt;b&gt;@room&lt;/b&gt;" in shown.source["content"]["formatted_body"]
+        assert shown.source["content"]["m.mentions"] == {"user_ids": []}  # nothing in the text notifies anyone
+
+        # A photo the person sends goes into the thread as a file staff can open.
+        emulator.files["letter"] = b"\xff\xd8 a photo of a letter from the Auslaenderbehoerde"
+        photo = [{"file_id": "letter", "file_unique_id": "l1", "width": 1, "height": 1}]
+        emulator.message(501, None, language="ar", photo=photo)
+        await staff.wait_until(
+            lambda: any(e.source["content"].get("msgtype") == "m.image" for e in staff.messages(room))
+        )
+        image = next(e for e in staff.messages(room) if e.source["content"].get("msgtype") == "m.image")
+        assert image.source["content"]["m.relates_to"]["event_id"] == root.event_id
+        downloaded = await staff.client.download(mxc=image.source["content"]["url"])
+        assert downloaded.body == emulator.files["letter"]  # type: ignore[union-attr]
 
         await staff.say_in_thread(room, root.event_id, "!send german.integration_course")
         answer = knowledge.answer("german.integration_course", "ar")

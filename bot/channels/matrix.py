@@ -426,6 +426,8 @@ class MatrixChannel:
         """A reply as an m.notice: plain body and escaped HTML, choices as a numbered list."""
         text = reply.text
         choices = [c for c in reply.choices if not c.action.startswith("feedback:")]
+        if reply.handoff:  # from now on a number is an answer to staff, not the choice of an old menu
+            self._choices.pop(room_id, None)
         if choices:
             self._choices[room_id] = choices
             intro = self.dispatcher.catalogs.gettext(reply.language, CHOICE_PROMPT)
