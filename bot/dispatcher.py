@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from bot.config import Settings
-from bot.handoff import ALREADY_CONNECTED, STAFF_COMMANDS, Handoffs, origin_of
+from bot.handoff import ALREADY_CONNECTED, STAFF_COMMANDS, STAFF_ONLY, Handoffs, origin_of
 from bot.i18n import N_, Catalogs, language_name
 from bot.knowledge import KnowledgeBase
 from bot.language import LanguageDetector
@@ -273,6 +273,7 @@ class Dispatcher:
         return [*replies, replace(started, text=note + "\n\n" + started.text)]
 
     def _human(self, state: _State) -> list[Reply]:
+        asked_about = state.topic if state.topic != HUMAN else None
         state.topic = HUMAN
         state.failures = 0
         self.store.record_answer(HUMAN, state.language, 1.0, "human")
@@ -284,7 +285,7 @@ class Dispatcher:
                 "You can reach the Welcome Center Stuttgart directly: https://welcome.stuttgart.de"
             )
             return [Reply(text, state.language, handoff=True, topic=HUMAN, confidence=1.0)]
-        started = self.handoffs.start(state.key, state.incoming, state.language, urgent=False, topic=state.topic)
+        started = self.handoffs.start(state.key, state.incoming, state.language, urgent=False, topic=asked_about)
         return [replace(started, topic=HUMAN, confidence=1.0)]
 
     def _relay(
@@ -346,7 +347,7 @@ class Dispatcher:
         if command == "end":
             return [Reply(_("You are not talking with a staff member right now."), state.language)]
         if command in STAFF_COMMANDS:
-            return [Reply(_("This command is only for Welcome Center staff."), state.language)]
+            return [Reply(_(STAFF_ONLY), state.language)]
         text = _("I do not know this command. These work: {commands}").format(
             commands=" ".join("/" + c for c in COMMANDS)
         )

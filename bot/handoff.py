@@ -30,6 +30,18 @@ STAFF_COMMANDS = ("claim", "release", "close", "note", "send")
 
 
 CHANNEL_NAMES = {"telegram": "Telegram", "matrix": "Matrix", "console": "Console"}
+PASSED_ON = N_(
+    "I have passed your request to the Welcome Center team. A staff member will answer you here "
+    "in this chat. Everything you write now goes to them. To end the conversation, write /end."
+)
+PASSED_ON_UNTIL = N_(
+    "I have passed your request to the Welcome Center team. They are not working right now. "
+    "A staff member will answer you here from {time}. Everything you write now goes to them. To end "
+    "the conversation, write /end."
+)
+CLAIMED = N_("{name} from the Welcome Center is now looking after your request.")
+FROM_STAFF = N_("Welcome Center ({name})")
+STAFF_ONLY = N_("This command is only for Welcome Center staff.")
 ALREADY_CONNECTED = N_(
     "You are already connected with the Welcome Center team. Just write your message here. To end the "
     "conversation, write /end."
@@ -137,16 +149,8 @@ class Handoffs:
         self.recent.forget(person)
         opening = self._next_opening()
         if opening is None:
-            text = _(
-                "I have passed your request to the Welcome Center team. A staff member will answer you here "
-                "in this chat. Everything you write now goes to them. To end the conversation, write /end."
-            )
-        else:
-            text = _(
-                "I have passed your request to the Welcome Center team. They are not working right now. "
-                "A staff member will answer you here from {time}. Everything you write now goes to them. To end "
-                "the conversation, write /end."
-            ).format(time=format_time(opening, language))
+            return Reply(_(PASSED_ON), language, handoff=True, urgent=urgent)
+        text = _(PASSED_ON_UNTIL).format(time=format_time(opening, language))
         return Reply(text, language, handoff=True, urgent=urgent)
 
     def relay_from_person(self, ticket: Ticket, incoming: Incoming, text: str, topic: str | None) -> None:
@@ -157,8 +161,7 @@ class Handoffs:
             text = _("[The person sent something that cannot be passed on: {kind}]").format(kind=incoming.kind.value)
         recorded = text or _("[a file: {kind}]").format(kind=incoming.kind.value)
         self.store.add_ticket_message(ticket.id, origin, "person", recorded, topic)
-        line = "💬 " + (f"[{self.title(topic)}] " if topic else "") + recorded
-        post = StaffPost(ticket.id, line, attachment=incoming.attachment)
+        post = StaffPost(ticket.id, self._person_line(recorded, topic), attachment=incoming.attachment)
         self.outlets.to_staff(f"relay:{origin}", [post])
 
     def emergency_during(self, ticket: Ticket, incoming: Incoming) -> None:
@@ -211,9 +214,7 @@ class Handoffs:
 
     def claim(self, ticket: Ticket, member: StaffMember, source: str) -> None:
         self.store.update_ticket(ticket.id, status="claimed", staff=member.matrix_id or member.telegram_id)
-        text = self.catalogs.gettext(
-            ticket.language, N_("{name} from the Welcome Center is now looking after your request.")
-        ).format(name=member.name)
+        text = self.catalogs.gettext(ticket.language, CLAIMED).format(name=member.name)
         self.outlets.to_person(ticket, f"claim:{source}", [Reply(text, ticket.language)])
         self._note(ticket, f"claim:{source}", N_("{name} has claimed this request."), name=member.name)
 
@@ -226,11 +227,14 @@ class Handoffs:
             mentions=tuple(self.staff.speakers(ticket.language)),
         )
 
-    def staff_reply(self, ticket: Ticket, member: StaffMember, text: str, source: str) -> None:
+    def staff_reply(
+        self, ticket: Ticket, member: StaffMember, text: str, source: str, topic: str | None = None
+    ) -> None:
+        """Pass staff's words (or a vetted answer on `topic`) to the person, as from "Welcome Center (name)"."""
         if ticket.status == "open":
             self.claim(ticket, member, source)
-        self.store.add_ticket_message(ticket.id, source, "staff", text, None)
-        sender = self.catalogs.gettext(ticket.language, N_("Welcome Center ({name})")).format(name=member.name)
+        self.store.add_ticket_message(ticket.id, source, "staff", f"[{topic}]" if topic else text, topic)
+        sender = self.catalogs.gettext(ticket.language, FROM_STAFF).format(name=member.name)
         self.outlets.to_person(ticket, f"staff:{source}", [Reply(f"{sender}:\n{text}", ticket.language)])
 
     def note(self, ticket: Ticket, text: str, source: str) -> None:
@@ -239,13 +243,8 @@ class Handoffs:
 
     def send_answer(self, ticket: Ticket, member: StaffMember, topic_id: str, source: str) -> None:
         answer = self.knowledge.answer(topic_id, ticket.language)
-        if answer is None:
-            return
-        if ticket.status == "open":
-            self.claim(ticket, member, source)
-        self.store.add_ticket_message(ticket.id, source, "staff", f"[{topic_id}]", topic_id)
-        sender = self.catalogs.gettext(ticket.language, N_("Welcome Center ({name})")).format(name=member.name)
-        self.outlets.to_person(ticket, f"staff:{source}", [Reply(f"{sender}:\n{answer.text}", ticket.language)])
+        if answer is not None:
+            self.staff_reply(ticket, member, answer.text, source, topic=topic_id)
 
     def expire(self) -> int:
         """Close tickets that stayed silent for the configured hours after the office (re)opened."""
@@ -269,6 +268,10 @@ class Handoffs:
         answer = self.knowledge.answer(topic, self.staff_language)
         return answer.title if answer and answer.title else topic
 
+    def _person_line(self, text: str, topic: str | None) -> str:
+        """What the person wrote, with the title of the topic the bot thinks it is about."""
+        return "💬 " + (f"[{self.title(topic)}] " if topic else "") + text
+
     def _next_opening(self) -> dt.datetime | None:
         """None while the office is open; otherwise when it opens next."""
         now = dt.datetime.fromtimestamp(self.store.clock(), dt.UTC)
@@ -287,7 +290,7 @@ class Handoffs:
         ]
         if recent:
             lines.append(_("Latest messages:"))
-            lines += ["💬 " + (f"[{self.title(t)}] " if t else "") + text for _at, text, t in recent]
+            lines += [self._person_line(_shorten(text), t) for _at, text, t in recent]
         speakers = self.staff.speakers(ticket.language)
         if speakers:
             lines.append(_("Speaks the language: {names}").format(names=", ".join(m.name for m in speakers)))
@@ -319,6 +322,11 @@ class Handoffs:
     ) -> None:
         text = "ℹ️ " + self.catalogs.gettext(self.staff_language, message).format(**values)
         self.outlets.to_staff(source, [StaffPost(ticket.id, text, mentions=_mentions(mentions))])
+
+
+def _shorten(text: str, limit: int = 500) -> str:
+    """Earlier messages in a new ticket are cut, so the ticket fits in one message; the transcript keeps them whole."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _mentions(members: tuple[StaffMember, ...] | list[StaffMember]) -> tuple[StaffMention, ...]:

@@ -18,6 +18,7 @@ import pytest
 from bot.config import ALL_LANGUAGES, Settings
 from bot.desk import StaffDesk
 from bot.dispatcher import Dispatcher
+from bot.handoff import CLOSE_REASONS, FROM_STAFF, PASSED_ON, STAFF_ONLY
 from bot.i18n import BERLIN, format_time
 from bot.knowledge import KnowledgeBase
 from bot.messages import Incoming, Kind, Reply, StaffMessage, StaffPost
@@ -154,9 +155,7 @@ def test_a_whole_hand_off(world: World, knowledge: KnowledgeBase) -> None:
     person_says(dispatcher_, "Wie melde ich mich zum Integrationskurs an?", "m1")
     started = person_says(dispatcher_, "human", "m2", Kind.COMMAND)
     catalogs = dispatcher_.catalogs
-    assert started[0].handoff and started[0].text.startswith(
-        catalogs.gettext("de", "I have passed your request to the Welcome Center team.")[:30]
-    )
+    assert started[0].handoff and started[0].text == catalogs.gettext("de", PASSED_ON)
     ticket = store.open_ticket_of(store.pseudonym("console", "user-1"))
     assert ticket is not None and ticket.status == "open"
     root = to_staff(store)[0]
@@ -177,7 +176,7 @@ def test_a_whole_hand_off(world: World, knowledge: KnowledgeBase) -> None:
     assert "Ayşe" in to_person(store)[-1]
     staff_says(desk, "Guten Tag, ich helfe Ihnen gern.", "$e4")
     assert to_person(store)[-1].endswith("Guten Tag, ich helfe Ihnen gern.")
-    assert to_person(store)[-1].startswith(catalogs.gettext("de", "Welcome Center ({name})").format(name="Ayşe"))
+    assert to_person(store)[-1].startswith(catalogs.gettext("de", FROM_STAFF).format(name="Ayşe"))
     before = len(to_person(store))
     assert staff_says(desk, "!note nur intern", "$e5") and len(to_person(store)) == before
     several = staff_says(desk, "!send kurs", "$e6")
@@ -187,9 +186,7 @@ def test_a_whole_hand_off(world: World, knowledge: KnowledgeBase) -> None:
     assert answer is not None and answer.text in to_person(store)[-1]
     staff_says(desk, "!close", "$e8")
     assert store.ticket(ticket.id).status == "closed"  # type: ignore[union-attr]
-    assert to_person(store)[-1] == catalogs.gettext(
-        "de", "The Welcome Center has ended this conversation. You can ask me questions again at any time."
-    )
+    assert to_person(store)[-1] == catalogs.gettext("de", CLOSE_REASONS["staff"][0])
     assert person_says(dispatcher_, "Wie melde ich mich zum Integrationskurs an?", "m4")  # the bot answers again
     transcript = store.db.execute("SELECT author FROM ticket_messages WHERE ticket = ?", [ticket.id]).fetchall()
     assert [a for (a,) in transcript].count("staff") == 2
@@ -285,8 +282,6 @@ def test_staff_commands_from_a_person_are_refused(world: World) -> None:
     dispatcher, desk = world.dispatcher, world.desk
     person_says(dispatcher, "human", "m1", Kind.COMMAND)
     refused = person_says(dispatcher, "claim", "m2", Kind.COMMAND)
-    assert refused and refused[0].text == dispatcher.catalogs.gettext(
-        "de", "This command is only for Welcome Center staff."
-    )
+    assert refused and refused[0].text == dispatcher.catalogs.gettext("de", STAFF_ONLY)
     ticket = desk.store.open_ticket_of(desk.store.pseudonym("console", "user-1"))
     assert ticket is not None and ticket.status == "open"

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from bot.config import Settings
+from bot.handoff import CLOSE_REASONS, FROM_STAFF, PASSED_ON, STAFF_ONLY
 from bot.i18n import BERLIN, Catalogs, format_time
 from bot.knowledge import KnowledgeBase
 from bot.runner import Service
@@ -50,8 +51,8 @@ def plain(text: str) -> str:
 
 
 def says(catalogs: Catalogs, language: str, message: str) -> str:
-    """The start of what the bot says, up to its first placeholder: enough to recognise it."""
-    return catalogs.gettext(language, message).split("{")[0][:40]
+    """The start of what the bot says (a whole msgid), up to its first placeholder: enough to recognise it."""
+    return plain(catalogs.gettext(language, message).split("{")[0][:40])
 
 
 async def login(synapse: Synapse, prefix: str, folder: Path) -> Person:
@@ -129,7 +130,7 @@ async def test_telegram_and_matrix_people_are_served_by_staff_in_the_matrix_room
         emulator.message(501, "كيف أسجل في دورة الاندماج؟", language="ar")
         await emulator.wait_for(lambda: len(emulator.sent(501)) >= 1)
         emulator.message(501, "/human", language="ar")
-        passed = says(catalogs, "ar", "I have passed your request to the Welcome Center team.")
+        passed = says(catalogs, "ar", PASSED_ON)
         await emulator.wait_for(lambda: any(passed in t for t in texts_to(emulator, 501)))
         await staff.wait_until(lambda: ticket_root(staff, room, 1) is not None)
         root = ticket_root(staff, room, 1)
@@ -147,7 +148,7 @@ async def test_telegram_and_matrix_people_are_served_by_staff_in_the_matrix_room
         await emulator.wait_for(lambda: any("Ayşe" in t for t in texts_to(emulator, 501)[2:]))
         await staff.say_in_thread(room, root.event_id, "Guten Tag! Ich bin für Sie da.")
         await emulator.wait_for(lambda: any("Guten Tag! Ich bin für Sie da." in t for t in texts_to(emulator, 501)))
-        sender = catalogs.gettext("ar", "Welcome Center ({name})").format(name="Ayşe")
+        sender = catalogs.gettext("ar", FROM_STAFF).format(name="Ayşe")
         assert plain(sender) in texts_to(emulator, 501)[-1]
 
         emulator.message(501, "شكرا جزيلا", language="ar")
@@ -178,7 +179,7 @@ async def test_telegram_and_matrix_people_are_served_by_staff_in_the_matrix_room
         await emulator.wait_for(lambda: any(first_line in t for t in texts_to(emulator, 501)))
 
         await staff.say_in_thread(room, root.event_id, "!close")
-        closed = says(catalogs, "ar", "The Welcome Center has ended this conversation.")
+        closed = says(catalogs, "ar", CLOSE_REASONS["staff"][0])
         await emulator.wait_for(lambda: any(closed in t for t in texts_to(emulator, 501)))
 
         # A Matrix person writing Ukrainian.
@@ -188,12 +189,12 @@ async def test_telegram_and_matrix_people_are_served_by_staff_in_the_matrix_room
         await staff.wait_until(lambda: ticket_root(staff, room, 2) is not None)
         second = ticket_root(staff, room, 2)
         assert "Ukrainisch (uk)" in second.body and "Matrix" in second.body
-        passed_uk = says(catalogs, "uk", "I have passed your request to the Welcome Center team.")
+        passed_uk = says(catalogs, "uk", PASSED_ON)
         await matrix_person.wait_until(lambda: any(passed_uk in n.body for n in matrix_person.answers(chat)))
 
         # A person cannot use staff commands.
         await matrix_person.say(chat, "!claim")
-        refused = says(catalogs, "uk", "This command is only for Welcome Center staff.")
+        refused = says(catalogs, "uk", STAFF_ONLY)
         await matrix_person.wait_until(lambda: any(refused in n.body for n in matrix_person.answers(chat)))
         assert service.dispatcher.store.ticket(2).status == "open"  # type: ignore[union-attr]
 
@@ -218,7 +219,7 @@ async def test_telegram_and_matrix_people_are_served_by_staff_in_the_matrix_room
         # The person ends it themselves; staff are told.
         await matrix_person.say(chat, "/end")
         await staff.wait_until(lambda: service.dispatcher.store.ticket(2).status == "closed")  # type: ignore[union-attr]
-        ended = catalogs.gettext("de", "The person ended the conversation. This request is closed.")
+        ended = catalogs.gettext("de", CLOSE_REASONS["person"][1])
         await staff.wait_until(lambda: any(ended in b for b in thread(staff, room, second)))
     finally:
         await stop(service)
@@ -273,7 +274,7 @@ async def test_a_telegram_staff_group_with_forum_topics_outside_office_hours(
         emulator.staff_message(4242, group, thread_id, "Merhaba, size nasıl yardımcı olabilirim?")
         await emulator.wait_for(lambda: any("nasıl yardımcı" in plain(t.text) for t in emulator.sent(601)))
         emulator.staff_message(4242, group, thread_id, "/close")
-        closed = says(catalogs, "tr", "The Welcome Center has ended this conversation.")
+        closed = says(catalogs, "tr", CLOSE_REASONS["staff"][0])
         await emulator.wait_for(lambda: any(closed in plain(t.text) for t in emulator.sent(601)))
     finally:
         await stop(service)
