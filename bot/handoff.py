@@ -132,17 +132,8 @@ class Handoffs:
         ticket, opened = self.store.open_ticket(
             person, incoming.channel, incoming.chat_id, language, urgent, origin, topics
         )
-        if not opened and ticket.origin != origin:
-            if urgent and not ticket.urgent:
-                self.store.update_ticket(ticket.id, urgent=1)
-                self._note(
-                    ticket,
-                    f"urgent:{origin}",
-                    N_("Possible emergency: please look at this request now."),
-                    mentions=self.staff.staff,
-                )
-            text = _(ALREADY_CONNECTED)
-            return Reply(text, language, handoff=True, urgent=urgent)
+        if not opened and ticket.origin != origin:  # (an emergency during a hand-off is emergency_during's)
+            return Reply(_(ALREADY_CONNECTED), language, handoff=True, urgent=urgent)
         for number, (_at, text, message_topic) in enumerate(recent):
             self.store.add_ticket_message(ticket.id, f"recent:{number}", "person", text, message_topic)
         self.outlets.to_staff(f"ticket:{ticket.id}", [self._ticket_post(ticket, recent)])

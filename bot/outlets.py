@@ -42,10 +42,6 @@ class Outlets:
     def register(self, channel: str, outlet: Outlet) -> None:
         self._outlets[channel] = outlet
 
-    @property
-    def staff_rooms(self) -> list[str]:
-        return [name for name, outlet in self._outlets.items() if outlet.staff_room]
-
     def to_person(self, ticket: Ticket, source: str, replies: list[Reply]) -> None:
         outlet = self._outlets.get(ticket.channel)
         if outlet is None:

@@ -25,6 +25,7 @@ from bot.wiring import build_dispatcher
 from tests.matrix_people import Person
 from tests.synapse_server import Synapse
 from tests.telegram_emulator import Emulator
+from tests.test_matrix import matrix_settings
 
 ALWAYS_OPEN = "\n".join(
     f"    {day}: '00:00-24:00'"
@@ -65,12 +66,7 @@ def configure(
     settings: Settings, synapse: Synapse, emulator: Emulator, bot: str, room: str, staff: Path, folder: Path
 ) -> Settings:
     return replace(
-        settings,
-        matrix_homeserver=synapse.url,
-        matrix_user_id=bot,
-        matrix_password="password",
-        matrix_store_dir=str(folder / "matrix"),
-        db_path=str(folder / "bot.db"),
+        matrix_settings(settings, synapse, bot, folder),
         telegram_token=emulator.token,
         telegram_api_url=emulator.url,
         telegram_max_per_second=1000,

@@ -24,14 +24,6 @@ from tests.telegram_emulator import Emulator
 PROJECT = Path(__file__).parent.parent
 
 
-@pytest.fixture
-async def emulator() -> AsyncIterator[Emulator]:
-    emulator = Emulator()
-    await emulator.start()
-    yield emulator
-    await emulator.stop()
-
-
 def telegram_settings(settings: Settings, emulator: Emulator, **changes: object) -> Settings:
     return replace(
         settings, telegram_token=emulator.token, telegram_api_url=emulator.url, telegram_max_per_second=1000, **changes
