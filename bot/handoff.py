@@ -63,6 +63,10 @@ CLOSE_REASONS = {
         ),
         N_("Closed after {hours} hours without activity."),
     ),
+    "unreachable": (
+        "",
+        N_("The person can no longer be reached (they blocked the bot or left the chat). This request is closed."),
+    ),
     "deleted": (
         "",
         N_("The person deleted their data: this request is closed and its transcript erased."),
@@ -174,6 +178,12 @@ class Handoffs:
             self.outlets.to_person(ticket, f"close:{source}", [Reply(text, ticket.language)])
         hours = f"{self.staff.inactivity_hours:g}"
         self._note(ticket, f"close:{source}", to_staff, name=staff_name, hours=hours)
+
+    def person_unreachable(self, ticket_id: int) -> None:
+        """The person blocked the bot or left the chat: staff are told, and the request ends."""
+        ticket = self.store.ticket(ticket_id)
+        if ticket is not None and ticket.is_open:
+            self.close(ticket, "unreachable", f"unreachable:{ticket_id}")
 
     def privacy_lines(self, person: str, language: str) -> list[str]:
         """What the person's hand-offs hold, for /privacy."""

@@ -47,7 +47,11 @@ class Outlets:
         if outlet is None:
             log.error("no %s channel is running: a staff reply cannot be passed on yet", ticket.channel)
             return
-        bodies = [json.dumps(body) for reply in replies for body in outlet.render(reply, ticket.chat_id)]
+        bodies = [
+            json.dumps({**body, "relay_ticket": ticket.id})  # so a person who cannot be reached closes it
+            for reply in replies
+            for body in outlet.render(reply, ticket.chat_id)
+        ]
         if self.store.enqueue(ticket.channel, ticket.chat_id, f"to-person:{source}", bodies):
             outlet.kick(ticket.chat_id)
 

@@ -272,5 +272,17 @@ async def test_a_telegram_staff_group_with_forum_topics_outside_office_hours(
         emulator.staff_message(4242, group, thread_id, "/close")
         closed = says(catalogs, "tr", CLOSE_REASONS["staff"][0])
         await emulator.wait_for(lambda: any(closed in plain(t.text) for t in emulator.sent(601)))
+
+        # A person who blocks the bot during a hand-off: staff are told and the request ends.
+        emulator.message(602, "/human", language="tr")
+        await emulator.wait_for(lambda: len(emulator.called("createForumTopic")) == 2)
+        await emulator.wait_for(lambda: len(emulator.sent(602)) >= 1)
+        emulator.blocked.add("602")
+        await emulator.wait_for(lambda: any("#2" in plain(s.text) for s in emulator.sent(group)))
+        second = next(s for s in emulator.sent(group) if "#2" in plain(s.text)).params["message_thread_id"]
+        emulator.staff_message(4242, group, second, "Merhaba?")
+        gone = catalogs.gettext("de", CLOSE_REASONS["unreachable"][1])
+        await emulator.wait_for(lambda: any(gone in plain(s.text) for s in emulator.sent(group)))
+        assert service.dispatcher.store.ticket(2).status == "closed"  # type: ignore[union-attr]
     finally:
         await stop(service)

@@ -471,6 +471,8 @@ class MatrixChannel:
             self._into_thread(content, message)
         event_id = await self._deliver(room_id, content, tx_id)
         if event_id is None:
+            if message.get("relay_ticket") and self.desk is not None:
+                self.desk.handoffs.person_unreachable(message["relay_ticket"])
             return False
         if message.get("root"):
             self.store.set_thread(message["ticket"], CHANNEL, event_id)

@@ -432,6 +432,8 @@ class TelegramChannel:
         )
         if sent and message.get("file"):
             await self._attempt(chat_id, message, lambda: self._send_file(chat_id, message["file"], thread))
+        if not sent and message.get("relay_ticket") and self.desk is not None:
+            self.desk.handoffs.person_unreachable(message["relay_ticket"])
         return sent
 
     async def _staff_thread(self, chat_id: str, message: dict[str, Any]) -> int | None:
