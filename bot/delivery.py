@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from bot.store import Store
+
+log = logging.getLogger(__name__)
 
 Answer = Callable[[str, str, str], Awaitable[list[dict[str, Any]]]]  # (update id, chat id, payload) -> messages
 Send = Callable[[str, str, int, dict[str, Any]], Awaitable[bool]]  # (chat, source, part, message) -> delivered
@@ -65,16 +68,28 @@ class Delivery:
             self._work.clear()
             while batch := self.store.pending(self.channel):
                 for update_id, chat_id, payload in batch:
-                    messages = await self.answer(update_id, chat_id, payload)
+                    try:
+                        messages = await self.answer(update_id, chat_id, payload)
+                    except Exception as error:  # one message that trips a fault must not stop the channel
+                        log.error("an update could not be handled (%s); it is skipped", type(error).__name__)
+                        messages = []
                     self.store.handled(self.channel, update_id, chat_id, [json.dumps(m) for m in messages])
                     if messages:
                         self.kick(chat_id)
 
     async def _drain(self, chat_id: str) -> None:
+        delay = 1.0
         try:
             while rows := self.store.outbox(self.channel, chat_id, limit=20):
                 for outbox_id, _chat, source, part, body in rows:
-                    if not await self.send(chat_id, source, part, json.loads(body)):
+                    try:
+                        delivered = await self.send(chat_id, source, part, json.loads(body))
+                    except Exception as error:  # a fault of ours must delay a message, never drop it
+                        log.error("sending failed unexpectedly (%s); retrying in %.0f s", type(error).__name__, delay)
+                        await asyncio.sleep(delay)
+                        delay = min(delay * 2, 300.0)
+                        break
+                    if not delivered:
                         self.forget(chat_id)
                         return
                     self.store.sent(outbox_id)

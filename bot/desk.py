@@ -81,11 +81,11 @@ class StaffDesk:
         return [self._post(ticket, N_("Unknown command. Write !help for the list."))]
 
     def _reply(self, ticket: Ticket, member: StaffMember, message: StaffMessage, source: str) -> list[StaffPost]:
-        if message.is_file:
-            return [self._post(ticket, N_("Only text can be passed on to the person."))]
+        if message.is_file and message.attachment is None:
+            return [self._post(ticket, N_("Only text and files can be passed on to the person."))]
         if not ticket.is_open:
             return [self._post(ticket, N_("This request is closed; your message was not passed on."))]
-        self.handoffs.staff_reply(ticket, member, message.text.strip(), source)
+        self.handoffs.staff_reply(ticket, member, message.text.strip(), source, attachment=message.attachment)
         return []
 
     def _send(self, ticket: Ticket, member: StaffMember, term: str, source: str) -> list[StaffPost]:

@@ -309,7 +309,7 @@ class Dispatcher:
             topic = understanding.match.topic if understanding else None
             self.handoffs.relay_from_person(ticket, incoming, text, topic)
             return []
-        self.handoffs.relay_from_person(ticket, incoming, "", None)
+        self.handoffs.relay_from_person(ticket, incoming, "" if unreadable else text, None)  # a file, its caption
         return []
 
     def _end_or_remind(self, state: _State, ticket: Ticket, command: str) -> list[Reply]:

@@ -229,14 +229,22 @@ class Handoffs:
         )
 
     def staff_reply(
-        self, ticket: Ticket, member: StaffMember, text: str, source: str, topic: str | None = None
+        self,
+        ticket: Ticket,
+        member: StaffMember,
+        text: str,
+        source: str,
+        topic: str | None = None,
+        attachment: dict[str, str] | None = None,
     ) -> None:
-        """Pass staff's words (or a vetted answer on `topic`) to the person, as from "Welcome Center (name)"."""
+        """Pass staff's words, a file, or a vetted answer on `topic` to the person, from "Welcome Center (name)"."""
         if ticket.status == "open":
             self.claim(ticket, member, source)
-        self.store.add_ticket_message(ticket.id, source, "staff", f"[{topic}]" if topic else text, topic)
+        recorded = f"[{topic}]" if topic else text or f"[{attachment['name'] if attachment else ''}]"
+        self.store.add_ticket_message(ticket.id, source, "staff", recorded, topic)
         sender = self.catalogs.gettext(ticket.language, FROM_STAFF).format(name=member.name)
-        self.outlets.to_person(ticket, f"staff:{source}", [Reply(f"{sender}:\n{text}", ticket.language)])
+        reply = Reply(f"{sender}:\n{text}" if text else f"{sender}:", ticket.language)
+        self.outlets.to_person(ticket, f"staff:{source}", [reply], attachment)
 
     def note(self, ticket: Ticket, text: str, source: str) -> None:
         self.store.add_ticket_message(ticket.id, source, "note", text, None)

@@ -95,4 +95,5 @@ class StaffMessage:
     text: str
     event_id: str
     thread: str | None = None  # the ticket's thread: Matrix root event id, Telegram forum topic id
-    is_file: bool = False
+    is_file: bool = False  # not text: a file (see attachment) or something that cannot be passed on
+    attachment: dict[str, str] | None = None  # a file staff sent, by its channel's reference

@@ -42,7 +42,10 @@ class Outlets:
     def register(self, channel: str, outlet: Outlet) -> None:
         self._outlets[channel] = outlet
 
-    def to_person(self, ticket: Ticket, source: str, replies: list[Reply]) -> None:
+    def to_person(
+        self, ticket: Ticket, source: str, replies: list[Reply], attachment: dict[str, str] | None = None
+    ) -> None:
+        """Relay to the person's chat; a file staff sent goes after the text."""
         outlet = self._outlets.get(ticket.channel)
         if outlet is None:
             log.error("no %s channel is running: a staff reply cannot be passed on yet", ticket.channel)
@@ -52,6 +55,8 @@ class Outlets:
             for reply in replies
             for body in outlet.render(reply, ticket.chat_id)
         ]
+        if attachment is not None:
+            bodies[-1] = json.dumps({**json.loads(bodies[-1]), "file": attachment})
         if self.store.enqueue(ticket.channel, ticket.chat_id, f"to-person:{source}", bodies):
             outlet.kick(ticket.chat_id)
 

@@ -8,11 +8,14 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import html
+import io
 import itertools
 import os
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
+
+from nio.crypto.attachments import decrypt_attachment
 
 from bot.config import Settings
 from bot.handoff import CLOSE_REASONS, FROM_STAFF, PASSED_ON, STAFF_ONLY
@@ -198,6 +201,37 @@ async def test_telegram_and_matrix_people_are_served_by_staff_in_the_matrix_room
         await matrix_person.wait_until(
             lambda: any("Hallo, wie kann ich helfen?" in n.body for n in matrix_person.answers(chat))
         )
+
+        # Staff send a form as a file; the person gets it in their own chat.
+        form = b"%PDF-1.4 Antrag auf Wohngeld"
+        uploaded, _keys = await staff.client.upload(
+            io.BytesIO(form), content_type="application/pdf", filename="antrag.pdf", filesize=len(form)
+        )
+        file_content = {
+            "msgtype": "m.file",
+            "body": "antrag.pdf",
+            "url": uploaded.content_uri,  # type: ignore[union-attr]
+            "info": {"mimetype": "application/pdf", "size": len(form)},
+            "m.relates_to": {"rel_type": "m.thread", "event_id": second.event_id},
+        }
+        await staff.client.room_send(room, "m.room.message", file_content)
+
+        def files() -> list[Any]:
+            return [e for e in matrix_person.messages(chat) if e.source["content"].get("msgtype") == "m.file"]
+
+        await matrix_person.wait_until(lambda: bool(files()))
+        received = files()[0].source["content"]
+        if "file" in received:  # the person's chat is encrypted: the file is too
+            downloaded = await matrix_person.client.download(mxc=received["file"]["url"])
+            data = decrypt_attachment(
+                downloaded.body,
+                received["file"]["key"]["k"],  # type: ignore[union-attr]
+                received["file"]["hashes"]["sha256"],
+                received["file"]["iv"],
+            )
+        else:
+            data = (await matrix_person.client.download(mxc=received["url"])).body  # type: ignore[union-attr]
+        assert data == form
 
         # The bot restarts in the middle of the hand-off; both sides write while it is away.
         await stop(service)

@@ -362,6 +362,7 @@ class MatrixChannel:
             event_id,
             record.get("thread"),
             is_file=record["kind"] != Kind.TEXT.value,
+            attachment=record.get("file"),
         )
         posts = await self.desk.handle(message, self._in_staff_room)
         return [self.render_staff(post) for post in posts]
@@ -482,7 +483,8 @@ class MatrixChannel:
                 self._answers.popitem(last=False)
         if message.get("file"):
             file_content = await self._file_content(room_id, message)
-            self._into_thread(file_content, message)
+            if message.get("ticket"):
+                self._into_thread(file_content, message)
             await self._deliver(room_id, file_content, tx_id + "f")
         return True
 

@@ -99,7 +99,7 @@ def to_incoming(update: Update, bot_username: str) -> Incoming | None:
         return Incoming(CHANNEL, chat, user, text, Kind.TEXT, hint)
     for attribute, kind in _KINDS:
         if getattr(message, attribute, None):
-            return Incoming(CHANNEL, chat, user, "", kind, hint)
+            return Incoming(CHANNEL, chat, user, message.caption or "", kind, hint)
     return Incoming(CHANNEL, chat, user, "", Kind.OTHER, hint)
 
 
@@ -369,7 +369,7 @@ class TelegramChannel:
         message = update.message
         if self.desk is None or message is None or message.from_user is None or message.from_user.is_bot:
             return []
-        text = message.text or ""
+        text = message.text or message.caption or ""
         if text.startswith("/"):  # Telegram users are used to /commands; the desk speaks !commands
             word, _sep, rest = text[1:].partition(" ")
             text = "!" + word.split("@")[0] + (" " + rest if rest else "")
@@ -380,6 +380,7 @@ class TelegramChannel:
             str(update.update_id),
             str(message.message_thread_id) if message.is_topic_message and message.message_thread_id else None,
             is_file=message.text is None,
+            attachment=attachment_of(message),
         )
         posts = await self.desk.handle(staff_message, self._in_staff_group)
         return [self.render_staff(post) for post in posts]
