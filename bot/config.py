@@ -114,7 +114,7 @@ def from_env(env: Mapping[str, str] | None = None, dotenv: Path | None = None) -
     level = env.get("LOG_LEVEL", "INFO").strip().upper() or "INFO"
     if level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
         raise SettingsError(f"LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR, got {level!r}")
-    return Settings(
+    settings = Settings(
         db_path=env.get("WELCOMEBOT_DB", "").strip() or Settings.db_path,
         content_dir=content_dir,
         languages=languages,
@@ -144,3 +144,15 @@ def from_env(env: Mapping[str, str] | None = None, dotenv: Path | None = None) -
         staff_config=env.get("STAFF_CONFIG", "").strip(),
         staff_language=staff_language,
     )
+    _check_staff_rooms(settings)
+    return settings
+
+
+def _check_staff_rooms(settings: Settings) -> None:
+    """A staff room needs its channel and the staff file; without them no hand-off could work."""
+    if settings.staff_matrix_room and not settings.matrix_enabled:
+        raise SettingsError("STAFF_MATRIX_ROOM is set, but the Matrix channel is not (MATRIX_HOMESERVER, ...)")
+    if settings.staff_telegram_chat_id and not settings.telegram_enabled:
+        raise SettingsError("STAFF_TELEGRAM_CHAT_ID is set, but TELEGRAM_BOT_TOKEN is not")
+    if (settings.staff_matrix_room or settings.staff_telegram_chat_id) and not settings.staff_config:
+        raise SettingsError("a staff room is set, so STAFF_CONFIG must name the staff file (see staff.example.yaml)")

@@ -6,7 +6,7 @@ import logging
 import secrets
 from pathlib import Path
 
-from bot.config import Settings, SettingsError
+from bot.config import Settings
 from bot.desk import StaffDesk
 from bot.dispatcher import Dispatcher
 from bot.handoff import Handoffs
@@ -78,12 +78,6 @@ def build_handoffs(settings: Settings, dispatcher: Dispatcher, outlets: Outlets)
     """Hand-off to staff, when a staff room is configured; the staff file is validated here, at start-up."""
     if not (settings.staff_matrix_room or settings.staff_telegram_chat_id):
         return None
-    if settings.staff_matrix_room and not settings.matrix_enabled:
-        raise SettingsError("STAFF_MATRIX_ROOM is set, but the Matrix channel is not (MATRIX_HOMESERVER, ...)")
-    if settings.staff_telegram_chat_id and not settings.telegram_enabled:
-        raise SettingsError("STAFF_TELEGRAM_CHAT_ID is set, but TELEGRAM_BOT_TOKEN is not")
-    if not settings.staff_config:
-        raise SettingsError("a staff room is set, so STAFF_CONFIG must name the staff file (see staff.example.yaml)")
     staff = load_staff_config(settings.staff_config, settings.languages)
     handoffs = Handoffs(
         dispatcher.store,

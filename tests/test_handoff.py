@@ -285,3 +285,15 @@ def test_staff_commands_from_a_person_are_refused(world: World) -> None:
     assert refused and refused[0].text == dispatcher.catalogs.gettext("de", STAFF_ONLY)
     ticket = desk.store.open_ticket_of(desk.store.pseudonym("console", "user-1"))
     assert ticket is not None and ticket.status == "open"
+
+
+def test_a_staff_room_without_its_channel_or_staff_file_is_a_clear_start_up_error() -> None:
+    from bot.config import SettingsError, from_env
+
+    with pytest.raises(SettingsError, match="STAFF_MATRIX_ROOM"):
+        from_env({"STAFF_MATRIX_ROOM": "!staff:example.org"})
+    matrix = {"MATRIX_HOMESERVER": "http://127.0.0.1:1", "MATRIX_USER_ID": "@bot:x", "MATRIX_PASSWORD": "p"}
+    with pytest.raises(SettingsError, match="STAFF_CONFIG"):
+        from_env({**matrix, "STAFF_MATRIX_ROOM": "!staff:example.org"})
+    with pytest.raises(SettingsError, match="TELEGRAM_BOT_TOKEN"):
+        from_env({"STAFF_TELEGRAM_CHAT_ID": "-100123", "STAFF_CONFIG": "staff.yaml"})
