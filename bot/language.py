@@ -46,9 +46,12 @@ def dominant_script(text: str) -> tuple[str | None, int]:
     return (script, total) if total else (None, 0)
 
 
+_NOT_LETTERS = re.compile(r"[\W\d_]+")
+
+
 def _prepare(text: str) -> str:
     text = unicodedata.normalize("NFKC", text[:_MAX_CHARS]).casefold()
-    return " ".join("".join(ch if ch.isalpha() else " " for ch in text).split())
+    return " ".join(_NOT_LETTERS.sub(" ", text).split())
 
 
 def _features(prepared: str) -> list[str]:
@@ -83,8 +86,9 @@ class LanguageDetector:
         for j, cls in enumerate(self._classes):
             total = sum(counts[cls].values()) + _SMOOTHING * (len(vocabulary) + 1)
             column = np.full(len(vocabulary) + 1, math.log(_SMOOTHING / total), dtype=np.float32)
-            for feature, n in counts[cls].items():
-                column[self._index[feature]] = math.log((n + _SMOOTHING) / total)
+            seen = np.fromiter((self._index[f] for f in counts[cls]), dtype=np.intp, count=len(counts[cls]))
+            frequency = np.fromiter(counts[cls].values(), dtype=np.float64, count=len(counts[cls]))
+            column[seen] = np.log((frequency + _SMOOTHING) / total)
             table[:, j] = column
         self._table = table
         self._unseen_row = len(vocabulary)

@@ -14,6 +14,7 @@ import math
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from itertools import pairwise
 
 from rapidfuzz import fuzz, process
@@ -106,15 +107,7 @@ class Matcher:
             return Match(None, 0.0)
         coverage = {t: s / weight_sum for t, s in totals.items()}
         ranked = sorted(coverage.items(), key=lambda item: item[1], reverse=True)[:6]
-        phrase = " ".join(words)
-        rescored = sorted(
-            (
-                (t, (1 - _PHRASE_WEIGHT) * c + _PHRASE_WEIGHT * self._phrase_similarity(t, phrase, language))
-                for t, c in ranked
-            ),
-            key=lambda item: item[1],
-            reverse=True,
-        )
+        rescored = self._rescore(ranked, " ".join(words), language)
         best_topic, best = rescored[0]
         alternatives = tuple(
             t
@@ -126,6 +119,34 @@ class Matcher:
             shown = tuple(t for t, s in rescored if t != NULL_TOPIC and s >= self.threshold * 0.6)[:3]
             return Match(None, best if best_topic != NULL_TOPIC else 0.0, shown, scores)
         return Match(best_topic, min(best, 1.0), alternatives, scores)
+
+    def _rescore(self, ranked: list[tuple[str, float]], phrase: str, language: str | None) -> list[tuple[str, float]]:
+        """Blend in the whole-message comparison, best first.
+
+        The comparison is the costly part, so a topic whose coverage leaves it no chance to be the
+        answer or an alternative, even with a perfect comparison, is not compared; if no topic ends
+        up answering, those are compared after all, since "did you mean" then lists them too.
+        """
+
+        def blended(topic: str, coverage: float) -> float:
+            similarity = self._phrase_similarity(topic, phrase, language)
+            return (1 - _PHRASE_WEIGHT) * coverage + _PHRASE_WEIGHT * similarity
+
+        scores: dict[str, float] = {}
+        skipped: list[tuple[str, float]] = []
+        best = 0.0
+        for topic, coverage in ranked:
+            ceiling = (1 - _PHRASE_WEIGHT) * coverage + _PHRASE_WEIGHT
+            if best >= self.threshold and ceiling < best * self.alternative_ratio:
+                skipped.append((topic, coverage))
+                continue
+            scores[topic] = blended(topic, coverage)
+            if topic != NULL_TOPIC:
+                best = max(best, scores[topic])
+        winner = max(scores, key=lambda t: scores[t])
+        if winner == NULL_TOPIC or scores[winner] < self.threshold:
+            scores.update((topic, blended(topic, coverage)) for topic, coverage in skipped)
+        return sorted(scores.items(), key=lambda item: item[1], reverse=True)
 
     def _word_evidence(self, word: str) -> tuple[float, dict[str, float]]:
         """How informative a message word is, and how strongly it points to each topic."""
@@ -171,6 +192,7 @@ class Matcher:
         return found[1] / 100 if found else 0.0
 
 
+@lru_cache(maxsize=65536)
 def _features(word: str) -> tuple[str, ...]:
     return ("w:" + word, *("s:" + s for s in stems(word)))
 

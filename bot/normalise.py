@@ -54,9 +54,20 @@ _ARABIC_PREFIXES = ("وبال", "وال", "بال", "فال", "كال", "کال"
 _ARABIC_SUFFIXES = ("هايي", "هاي", "ها", "هام", "اتها", "ات", "ين", "ون", "هم", "كم", "کم", "نا", "ه", "ي")
 
 
+class _CombiningMarks(dict[int, int | None]):
+    """A translation table that drops combining marks, filled in as characters are first seen."""
+
+    def __missing__(self, code: int) -> int | None:
+        kept = None if unicodedata.combining(chr(code)) else code
+        self[code] = kept
+        return kept
+
+
+_MARKS = _CombiningMarks()
+
+
 def _without_marks(text: str) -> str:
-    decomposed = unicodedata.normalize("NFD", text)
-    return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+    return unicodedata.normalize("NFD", text).translate(_MARKS)
 
 
 @lru_cache(maxsize=65536)
