@@ -33,6 +33,7 @@ class Delivery:
         self._work = asyncio.Event()
         self._senders: dict[str, asyncio.Task[None]] = {}
         self._processor: asyncio.Task[None] | None = None
+        self._stopping = False
 
     def start(self) -> None:
         self._processor = asyncio.create_task(self._process_forever(), name=f"{self.channel}-process")
@@ -40,11 +41,18 @@ class Delivery:
             self.kick(chat_id)
         self.notify()
 
-    async def stop(self) -> None:
-        tasks = [t for t in (self._processor, *self._senders.values()) if t is not None]
-        for task in tasks:
+    async def stop(self, grace: float = 10.0) -> None:
+        """Stop taking work, but let each chat finish the message it is sending: a message cut off
+        mid-send may have arrived, and would be sent again after the restart."""
+        self._stopping = True
+        if self._processor is not None:
+            self._processor.cancel()
+        senders = list(self._senders.values())
+        if senders:
+            await asyncio.wait(senders, timeout=grace)
+        for task in senders:
             task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await asyncio.gather(*[t for t in (self._processor, *senders) if t is not None], return_exceptions=True)
 
     def notify(self) -> None:
         """New updates are in the inbox."""
@@ -82,6 +90,8 @@ class Delivery:
         try:
             while rows := self.store.outbox(self.channel, chat_id, limit=20):
                 for outbox_id, _chat, source, part, body in rows:
+                    if self._stopping:
+                        return
                     try:
                         delivered = await self.send(chat_id, source, part, json.loads(body))
                     except Exception as error:  # a fault of ours must delay a message, never drop it

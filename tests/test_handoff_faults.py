@@ -2,8 +2,14 @@
 
 Ten Telegram people each exchange 50 messages with staff in the Matrix staff room (500 each way).
 Meanwhile the Telegram emulator fails one request in ten at random (502, dropped connection, 429),
-Synapse is restarted twice, and the bot, a separate process, is killed with SIGKILL three times.
-Every message must arrive exactly once and in order.
+Synapse is restarted twice, and the bot, a separate process, is stopped twice (SIGTERM) and killed
+three times (SIGKILL).
+
+Every message must arrive, in order, and exactly once, with one exception that no bot can avoid:
+the Telegram Bot API has no idempotency key, so a message that Telegram accepted in the instant
+before a SIGKILL, before the bot could note it as sent, is sent again after the restart. So towards
+Telegram, a repeat is allowed only as the immediate repeat of one message per chat per SIGKILL, and
+the test reports how many there were. Towards Matrix (transaction ids) nothing may repeat at all.
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ from tests.test_handoff_e2e import ALWAYS_OPEN, login, new_user, plain, staff_fi
 PROJECT = Path(__file__).parent.parent
 PEOPLE = [700 + n for n in range(10)]
 ROUNDS = 50
+KILLS = 3
 
 
 async def staff_writes(staff: Person, room: str, root: str, text: str) -> None:
@@ -125,10 +132,10 @@ async def test_a_thousand_relays_survive_faults_and_restarts(
 
         async def chaos() -> None:
             nonlocal process
-            for step in ("kill", "synapse", "kill", "synapse", "kill"):
-                await asyncio.sleep(random.uniform(3, 6))
-                if step == "kill":
-                    process.send_signal(signal.SIGKILL)
+            for step in ("kill", "synapse", "stop", "kill", "synapse", "stop", "kill"):
+                await asyncio.sleep(random.uniform(2.5, 5))
+                if step in ("kill", "stop"):
+                    process.send_signal(signal.SIGKILL if step == "kill" else signal.SIGTERM)
                     await loop.run_in_executor(None, process.wait)
                     await asyncio.sleep(1)
                     process = start()
@@ -169,12 +176,19 @@ async def test_a_thousand_relays_survive_faults_and_restarts(
         await asyncio.sleep(3)  # anything sent twice would arrive now
         expected = list(range(ROUNDS))
         staff_got = await to_staff()
-        assert all(v == expected for v in staff_got.values()), staff_got
-        assert all(v == expected for v in to_people().values()), to_people()
+        wrong = {p: v for p, v in staff_got.items() if v != expected}
+        assert not wrong, f"to staff, not exactly once in order: {wrong}"
+        repeats = 0
+        for person, received in to_people().items():
+            collapsed = [n for i, n in enumerate(received) if i == 0 or n != received[i - 1]]
+            assert collapsed == expected, f"to {person}: lost or out of order: {received}"
+            assert len(received) - len(collapsed) <= KILLS, f"to {person}: repeated beyond the SIGKILLs: {received}"
+            repeats += len(received) - len(collapsed)
         seconds = time.monotonic() - began
         print(
-            f"\n1,000 relays exactly once and in order in {seconds:.0f} s, through 3 SIGKILLs of the bot, "
-            f"2 Synapse restarts and {emulator.faults_injected} failed Telegram requests"
+            f"\n1,000 relays in {seconds:.0f} s through {KILLS} SIGKILLs and 2 SIGTERMs of the bot, 2 Synapse "
+            f"restarts and {emulator.faults_injected} failed Telegram requests: none lost, all in order; "
+            f"to Matrix none repeated, to Telegram {repeats} repeated (sent in the instant of a SIGKILL)"
         )
     finally:
         emulator.fault_rate = 0
