@@ -16,6 +16,7 @@ import unicodedata
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from itertools import pairwise
 
 import numpy as np
 
@@ -38,9 +39,23 @@ class Detection:
     confidence: float
 
 
+class _ScriptLetters(dict[int, str | None]):
+    """A translation table that turns each letter into the initial of its script and drops the rest."""
+
+    def __missing__(self, code: int) -> str | None:
+        char = chr(code)
+        script = next((name for name, pattern in _SCRIPTS.items() if pattern.match(char)), None)
+        self[code] = script[0] if script else None
+        return self[code]
+
+
+_SCRIPT_LETTERS = _ScriptLetters()
+
+
 def dominant_script(text: str) -> tuple[str | None, int]:
     """The script most letters of `text` are written in, and how many letters it has."""
-    counts = {name: len(pattern.findall(text)) for name, pattern in _SCRIPTS.items()}
+    initials = text.translate(_SCRIPT_LETTERS)
+    counts = {name: initials.count(name[0]) for name in _SCRIPTS}
     script = max(counts, key=counts.__getitem__)
     total = sum(counts.values())
     return (script, total) if total else (None, 0)
@@ -60,8 +75,8 @@ def _features(prepared: str) -> list[str]:
     for word in prepared.split():
         features.append("w" + word)
         padded = f" {word} "
-        features.extend([padded[i : i + 2] for i in range(len(padded) - 1)])
-        features.extend([padded[i : i + 3] for i in range(len(padded) - 2)])
+        features.extend([a + b for a, b in pairwise(padded)])
+        features.extend([a + b + c for a, b, c in zip(padded, padded[1:], padded[2:], strict=False)])
     return features
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import secrets
 from pathlib import Path
@@ -65,9 +66,15 @@ def pseudonym_key(settings: Settings) -> str:
 def build_dispatcher(
     settings: Settings, store: Store | None = None, knowledge: KnowledgeBase | None = None
 ) -> Dispatcher:
-    knowledge = knowledge or build_knowledge(settings)
-    matcher = Matcher(matcher_examples(knowledge), threshold=settings.match_threshold)
-    detector = LanguageDetector(language_samples(knowledge), default=settings.default_language)
+    # Building the models creates millions of small objects and nothing cyclic: the garbage collector's
+    # repeated scans would only slow the start, so it waits until they are built.
+    gc.disable()
+    try:
+        knowledge = knowledge or build_knowledge(settings)
+        matcher = Matcher(matcher_examples(knowledge), threshold=settings.match_threshold)
+        detector = LanguageDetector(language_samples(knowledge), default=settings.default_language)
+    finally:
+        gc.enable()
     emergencies = EmergencyDetector(knowledge.emergency_phrases)
     catalogs = Catalogs(settings.content_dir / "translations", settings.languages)
     store = store or Store(settings.db_path, pseudonym_key(settings))
