@@ -29,9 +29,17 @@ EMERGENCIES = {
     "hr": ["moj prijatelj ne diše", "ne želim više živjeti", "muž me upravo tuče"],
     "sq": ["shoku im nuk merr frymë", "nuk dua të jetoj më", "burri po më rrah tani"],
 }
+# Typed in Latin letters, as on a phone without a Cyrillic keyboard.
+IN_LATIN_LETTERS = {
+    "ru": ["ya bolshe ne khochu zhit", "muzh bet menya pryamo seychas"],
+    "uk": ["ya hochu pomerty", "cholovik bye mene zaraz"],
+}
 
 
-@pytest.mark.parametrize(("language", "text"), [(lang, t) for lang, texts in EMERGENCIES.items() for t in texts])
+@pytest.mark.parametrize(
+    ("language", "text"),
+    [(lang, t) for found in (EMERGENCIES, IN_LATIN_LETTERS) for lang, texts in found.items() for t in texts],
+)
 async def test_emergency_is_caught(dispatcher: Dispatcher, language: str, text: str) -> None:
     reply = (await dispatcher.handle(Incoming("test", language, language, text)))[0]
     assert reply.topic == "safety.emergency", (language, text)
