@@ -114,5 +114,4 @@ class StaffDesk:
         return [t for t in topics if wanted in normalise(t) or wanted in normalise(self.handoffs.title(t))]
 
     def _post(self, ticket: Ticket, message: str, suffix: str = "", **values: str) -> StaffPost:
-        text = "ℹ️ " + self._(message).format(**values)
-        return StaffPost(ticket.id, text + ("\n" + suffix if suffix else ""))
+        return self.handoffs.notice(ticket.id, message, values, suffix)

@@ -146,7 +146,7 @@ class Dispatcher:
         ticket = self.handoffs.active(key) if self.handoffs else None
 
         if understanding and understanding.emergency:
-            return self._finish(state, self._emergency(state, cleaned.text))
+            return self._finish(state, self._emergency(state, cleaned.text, ticket))
         if not self.limiter.allow(key, incoming.sent_at):
             minutes = max(1, round(self.limiter.wait_seconds(key) / 60))
             text = (
@@ -252,7 +252,7 @@ class Dispatcher:
             choices.append(Choice(_("Show topics"), "help"))
         return Reply(text, state.language, tuple(choices), confidence=match.confidence, alternatives=match.alternatives)
 
-    def _emergency(self, state: _State, text: str) -> list[Reply]:
+    def _emergency(self, state: _State, text: str, ticket: Ticket | None) -> list[Reply]:
         """The emergency numbers first; then, where staff are reachable, an urgent hand-off."""
         state.topic = EMERGENCY
         self.store.record_answer(EMERGENCY, state.language, 1.0, "emergency")
@@ -262,7 +262,6 @@ class Dispatcher:
         replies = [Reply(numbers, state.language, handoff=True, urgent=True, topic=EMERGENCY, confidence=1.0)]
         if self.handoffs is None:
             return replies
-        ticket = self.handoffs.active(state.key)
         if ticket is not None and ticket.origin != origin_of(state.incoming):
             self.handoffs.relay_from_person(ticket, state.incoming, text, EMERGENCY)
             self.handoffs.emergency_during(ticket, state.incoming)

@@ -12,7 +12,7 @@ import logging
 import time
 import uuid
 from collections import OrderedDict, deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from bot.i18n import N_, Catalogs, format_time, language_name_in
 from bot.knowledge import KnowledgeBase
@@ -329,8 +329,19 @@ class Handoffs:
         mentions: tuple[StaffMember, ...] = (),
         **values: str,
     ) -> None:
-        text = "ℹ️ " + self.catalogs.gettext(self.staff_language, message).format(**values)
-        self.outlets.to_staff(source, [StaffPost(ticket.id, text, mentions=_mentions(mentions))])
+        self.outlets.to_staff(source, [self.notice(ticket.id, message, values, mentions=mentions)])
+
+    def notice(
+        self,
+        ticket_id: int,
+        message: str,
+        values: Mapping[str, str] | None = None,
+        suffix: str = "",
+        mentions: tuple[StaffMember, ...] = (),
+    ) -> StaffPost:
+        """A message of the bot's own in a ticket's thread, in the staff's language."""
+        text = "ℹ️ " + self.catalogs.gettext(self.staff_language, message).format(**(values or {}))
+        return StaffPost(ticket_id, text + ("\n" + suffix if suffix else ""), mentions=_mentions(mentions))
 
 
 def _shorten(text: str, limit: int = 500) -> str:
